@@ -1,0 +1,247 @@
+"""Event types, their envelope and one payload model per type.
+
+An ``Event`` is one row of ``noetl.event``. Each ``event_type`` has exactly one payload model
+naming the envelope fields that type must carry; ``validate`` rejects unknown types and
+missing fields at append time, and ``state.fold`` rejects unknown types when folding.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class UnknownEventType(ValueError):
+    """The event type is not one playloop knows."""
+
+
+class InvalidEvent(ValueError):
+    """The event lacks a field its type requires."""
+
+
+@dataclass(slots=True)
+class Event:
+    execution_id: int
+    seq: int
+    event_type: str
+    playbook_path: str = ""
+    playbook_version: str | None = None
+    event_id: int = 0
+    parent_execution_id: int | None = None
+    parent_event_id: int | None = None
+    step_name: str | None = None
+    status: str | None = None
+    attempt: int | None = None
+    iteration: int | None = None
+    duration_ms: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    context: Any = None
+    result: Any = None
+    meta: dict[str, Any] | None = None
+    actor: str | None = None
+    created_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["event_id"] = str(self.event_id)
+        data["execution_id"] = str(self.execution_id)
+        if self.parent_execution_id is not None:
+            data["parent_execution_id"] = str(self.parent_execution_id)
+        if self.parent_event_id is not None:
+            data["parent_event_id"] = str(self.parent_event_id)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Event:
+        values = dict(data)
+        for key in ("event_id", "execution_id", "parent_execution_id", "parent_event_id"):
+            if values.get(key) is not None:
+                values[key] = int(values[key])
+        return cls(**values)
+
+
+# --- payload models: one per event type -------------------------------------------------
+
+
+class Payload(BaseModel):
+    """The envelope fields an event type carries; ``required`` must be non-null."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    required: ClassVar[tuple[str, ...]] = ()
+    status: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+class ExecutionStarted(Payload):
+    required = ("status",)
+    context: dict[str, Any] | None = None  # {"workload": ..., "entry": ...}
+
+
+class ExecutionFinished(Payload):
+    required = ("status",)
+    step_name: str | None = None
+    result: Any = None
+
+
+class ExecutionFailed(Payload):
+    required = ("status", "error_message")
+    step_name: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+
+
+class ExecutionCancelled(Payload):
+    required = ("status",)
+    actor: str | None = None
+
+
+class ExecutionPaused(Payload):
+    required = ("status",)
+
+
+class ExecutionResumed(Payload):
+    required = ("status",)
+
+
+class StepStarted(Payload):
+    required = ("step_name", "status")
+    attempt: int | None = None
+    iteration: int | None = None
+    context: Any = None
+
+
+class StepFinished(Payload):
+    required = ("step_name", "status")
+    result: Any = None
+    duration_ms: int | None = None
+
+
+class StepFailed(Payload):
+    required = ("step_name", "status", "error_type")
+    attempt: int | None = None
+    iteration: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    duration_ms: int | None = None
+
+
+class StepTimedOut(StepFailed):
+    pass
+
+
+class StepRetrying(Payload):
+    required = ("step_name", "attempt")
+    attempt: int | None = None
+    iteration: int | None = None
+
+
+class StepSkipped(Payload):
+    required = ("step_name",)
+
+
+class LoopItem(Payload):
+    required = ("step_name", "iteration", "status")
+    iteration: int | None = None
+    result: Any = None
+
+
+class LoopDone(Payload):
+    required = ("step_name",)
+
+
+class Reserved(Payload):
+    """Types the later layers (decisions, feedback, learning) write; known, so accepted."""
+
+
+PAYLOADS: dict[str, type[Payload]] = {
+    "execution.started": ExecutionStarted,
+    "execution.finished": ExecutionFinished,
+    "execution.failed": ExecutionFailed,
+    "execution.cancelled": ExecutionCancelled,
+    "execution.paused": ExecutionPaused,
+    "execution.resumed": ExecutionResumed,
+    "step.started": StepStarted,
+    "step.finished": StepFinished,
+    "step.failed": StepFailed,
+    "step.retrying": StepRetrying,
+    "step.skipped": StepSkipped,
+    "step.timed_out": StepTimedOut,
+    "loop.item": LoopItem,
+    "loop.done": LoopDone,
+    "decision.requested": Reserved,
+    "decision.reminded": Reserved,
+    "decision.escalated": Reserved,
+    "decision.made": Reserved,
+    "decision.expired": Reserved,
+    "callback.received": Reserved,
+    "feedback.received": Reserved,
+    "anomaly.detected": Reserved,
+    "resolution.recorded": Reserved,
+}
+
+TERMINAL_EXECUTION = frozenset({"execution.finished", "execution.failed", "execution.cancelled"})
+
+
+def validate(event: Event) -> None:
+    """Reject unknown types and events missing a field their type requires (fast path)."""
+    model = PAYLOADS.get(event.event_type)
+    if model is None:
+        raise UnknownEventType(f"unknown event type '{event.event_type}'")
+    for name in model.required:
+        if getattr(event, name) is None:
+            raise InvalidEvent(f"{event.event_type} event lacks '{name}'")
+
+
+def payload(event: Event) -> Payload:
+    """The typed payload of an event (validated)."""
+    validate(event)
+    model = PAYLOADS[event.event_type]
+    return model.model_validate({name: getattr(event, name) for name in model.model_fields})
+
+
+# --- identifiers and clocks --------------------------------------------------------------
+
+_EPOCH_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
+
+
+@dataclass
+class _IdGenerator:
+    """64-bit time-ordered ids: 41 bits of ms since 2024, 10 bits of node, 12 bits sequence."""
+
+    node: int = field(default_factory=lambda: (os.getpid() ^ int.from_bytes(os.urandom(2))) & 0x3FF)
+    last_ms: int = 0
+    counter: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next(self) -> int:
+        with self.lock:
+            now = int(time.time() * 1000) - _EPOCH_MS
+            if now <= self.last_ms:
+                self.counter += 1
+                if self.counter >= 4096:
+                    self.last_ms += 1
+                    self.counter = 0
+                now = self.last_ms
+            else:
+                self.last_ms = now
+                self.counter = 0
+            return (now << 22) | (self.node << 12) | self.counter
+
+
+_ids = _IdGenerator()
+
+
+def new_id() -> int:
+    return _ids.next()
+
+
+def utcnow() -> str:
+    """Timestamps are ISO-8601 UTC with microseconds: they sort as text in SQLite."""
+    return datetime.now(UTC).isoformat(timespec="microseconds")
