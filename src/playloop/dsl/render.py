@@ -55,7 +55,9 @@ def _now() -> str:
 
 def _make_env() -> SandboxedEnvironment:
     env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, cache_size=2000)
-    env.filters.update(tojson=_tojson, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode)
+    env.filters.update(
+        tojson=_tojson, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
+    )
     env.globals["now"] = _now
     return env
 

@@ -1,0 +1,360 @@
+"""The shell around the pure core: lock, fold, decide, append and enqueue atomically.
+
+The orchestrator is the only writer of events. For each signal it brings the execution's
+state up to date with the store (another process may have appended), calls ``decide``, and
+appends the events and enqueues the commands in the same transaction that completes the
+command the signal reports on. Commands it can hand to a local worker at once are leased
+in that same transaction, so a step of a chain costs one commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playloop.dsl.flow import Flow
+from playloop.engine.commands import Command
+from playloop.engine.decide import decide
+from playloop.engine.events import TERMINAL_EXECUTION, Event, new_id
+from playloop.engine.signals import Outcome, Signal, Start, TimerFired
+from playloop.engine.state import ExecutionState, fold
+from playloop.store.base import EventStore, ExecutionRow
+
+#: a parked command (its step waits for a child execution) is held by this prefix
+CHILD_HOLDER = "child:"
+
+
+class UnknownExecution(LookupError):
+    """No execution with this id is in the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpawnChild:
+    """A worker's report that a ``playbook`` step wants a child execution."""
+
+    command: Command
+    path: str
+    workload: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Advanced:
+    events: list[Event] = field(default_factory=list)
+    leased: list[Command] = field(default_factory=list)
+    queued: dict[int, int] = field(default_factory=dict)
+    timers: list[tuple[int, float]] = field(default_factory=list)
+    finished: list[int] = field(default_factory=list)
+    started: list[int] = field(default_factory=list)
+
+
+def make_owner() -> str:
+    """A lease owner id: host and pid (so a dead local owner is recognised) and a nonce."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    """True when the owner ran on this host and its process is gone (kill -9, crash)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit() or int(pid_text) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+FlowLoader = Callable[[str, str | None], Flow]
+ChildResolver = Callable[[Flow, str], Flow]
+
+
+class Orchestrator:
+    def __init__(
+        self, store: EventStore, load_flow: FlowLoader, resolve_child: ChildResolver
+    ) -> None:
+        self.store = store
+        self._load_flow = load_flow
+        self._resolve_child = resolve_child
+        self.states: dict[int, ExecutionState] = {}
+        self.flows: dict[int, Flow] = {}
+
+    # --- reads -------------------------------------------------------------------------
+
+    def state(self, execution_id: int, *, refresh: bool = True) -> ExecutionState:
+        """The execution's state, folded forward from the store when it has moved on."""
+        state = self.states.get(execution_id)
+        if state is None:
+            events = self.store.read_events(execution_id)
+            if not events:
+                raise UnknownExecution(f"no execution {execution_id}")
+            state = fold(events)
+            self.states[execution_id] = state
+        elif refresh:
+            stored = self.store.max_seq(execution_id)
+            if stored != state.last_seq:
+                fold(self.store.read_events(execution_id, state.last_seq), state)
+        return state
+
+    def flow(self, execution_id: int) -> Flow:
+        flow = self.flows.get(execution_id)
+        if flow is None:
+            state = self.state(execution_id, refresh=False)
+            flow = self._load_flow(state.playbook_path, state.playbook_version)
+            self.flows[execution_id] = flow
+        return flow
+
+    def forget(self, execution_id: int) -> None:
+        self.states.pop(execution_id, None)
+        self.flows.pop(execution_id, None)
+
+    # --- writes ------------------------------------------------------------------------
+
+    def start(
+        self,
+        flow: Flow,
+        workload: dict[str, Any],
+        *,
+        owner: str,
+        capacity: int,
+        lease_seconds: float,
+        actor: str | None = None,
+    ) -> tuple[int, Advanced]:
+        execution_id = new_id()
+        self.states[execution_id] = ExecutionState(execution_id=execution_id)
+        self.flows[execution_id] = flow
+        result = self.advance(
+            [(execution_id, Start(workload=workload, actor=actor))],
+            owner=owner,
+            capacity=capacity,
+            lease_seconds=lease_seconds,
+        )
+        return execution_id, result
+
+    def advance(
+        self,
+        signals: Sequence[tuple[int, Signal | SpawnChild]],
+        *,
+        owner: str,
+        capacity: int,
+        lease_seconds: float,
+        claim_for: Sequence[int] = (),
+    ) -> Advanced:
+        """Apply signals in one transaction; lease up to ``capacity`` run commands to owner.
+
+        New run commands are leased first; with capacity left, queued commands of the
+        executions in ``claim_for`` are claimed in the same transaction (due timers fire).
+        """
+        now = time.time()
+        out = Advanced()
+        touched: set[int] = set()
+        new_commands: list[Command] = []
+        work: deque[tuple[int, Signal | SpawnChild, bool]] = deque((e, s, True) for e, s in signals)
+        try:
+            with self.store.transaction():
+                lease_until = now + lease_seconds
+                claimed_once = False
+                first = True
+                while first or work:
+                    first = False
+                    self._process(work, owner, now, out, new_commands, touched)
+                    for cmd in new_commands:
+                        if (
+                            cmd.lease_owner is None
+                            and cmd.kind == "run"
+                            and capacity > 0
+                            and not cmd.not_before
+                        ):
+                            cmd.lease_owner = owner
+                            cmd.lease_expires_at = lease_until
+                            cmd.claims = 1
+                            capacity -= 1
+                            out.leased.append(cmd)
+                    if capacity > 0 and claim_for and not claimed_once:
+                        claimed_once = True
+                        for execution_id in claim_for:
+                            if capacity <= 0:
+                                break
+                            for cmd in self.store.claim(
+                                owner, now, lease_until, capacity, execution_id
+                            ):
+                                if cmd.kind == "timer":
+                                    work.append((cmd.execution_id, TimerFired(cmd), True))
+                                else:
+                                    capacity -= 1
+                                    out.leased.append(cmd)
+                out.queued = {}
+                for cmd in new_commands:
+                    if cmd.lease_owner is None:
+                        if cmd.not_before:
+                            out.timers.append((cmd.execution_id, cmd.not_before))
+                        else:
+                            out.queued[cmd.execution_id] = out.queued.get(cmd.execution_id, 0) + 1
+                self.store.append(out.events)
+                self.store.enqueue(new_commands)
+        except BaseException:
+            for execution_id in touched:
+                self.states.pop(execution_id, None)
+            raise
+        return out
+
+    def _process(
+        self,
+        work: deque[tuple[int, Signal | SpawnChild, bool]],
+        owner: str,
+        now: float,
+        out: Advanced,
+        new_commands: list[Command],
+        touched: set[int],
+    ) -> None:
+        while work:
+            execution_id, signal, check_lease = work.popleft()
+            touched.add(execution_id)
+            if isinstance(signal, SpawnChild):
+                child = self._spawn(signal, owner, work)
+                if child is not None:
+                    touched.add(child)
+                continue
+            cmd = getattr(signal, "command", None)
+            if cmd is not None:
+                if check_lease:
+                    if not self.store.complete(cmd.command_id, owner):
+                        continue  # our lease expired and another worker took the command over
+                else:
+                    self.store.delete_command(cmd.command_id)
+            state = self.state(execution_id)
+            was_running = state.event_count > 0
+            decision = decide(self.flow(execution_id), state, signal, now)
+            self._collect(state, decision.events, decision.commands, out, new_commands)
+            if decision.drop_commands:
+                self.store.drop_commands(execution_id)
+                new_commands[:] = [c for c in new_commands if c.execution_id != execution_id]
+                out.leased[:] = [c for c in out.leased if c.execution_id != execution_id]
+            if not was_running and state.event_count:
+                out.started.append(execution_id)
+                self.store.upsert_execution(_row(state))
+            if (
+                state.terminal
+                and decision.events
+                and decision.events[-1].event_type in TERMINAL_EXECUTION
+            ):
+                self.store.upsert_execution(_row(state))
+                out.finished.append(execution_id)
+                if state.parent:
+                    work.append(_child_done(state))
+
+    def _collect(
+        self,
+        state: ExecutionState,
+        events: list[Event],
+        commands: list[Command],
+        out: Advanced,
+        new_commands: list[Command],
+    ) -> None:
+        by_seq: dict[int, int] = {}
+        for event in events:
+            event.event_id = new_id()
+            by_seq[event.seq] = event.event_id
+        out.events.extend(events)
+        for cmd in commands:
+            cmd.command_id = new_id()
+            if cmd.started_event_id is not None:
+                cmd.started_event_id = by_seq.get(cmd.started_event_id)
+            new_commands.append(cmd)
+
+    def _spawn(
+        self,
+        spawn: SpawnChild,
+        owner: str,
+        work: deque[tuple[int, Signal | SpawnChild, bool]],
+    ) -> int | None:
+        cmd = spawn.command
+        if not self.store.complete(cmd.command_id, owner):
+            return None
+        parent_flow = self.flow(cmd.execution_id)
+        try:
+            child_flow = self._resolve_child(parent_flow, spawn.path)
+        except Exception as exc:  # an unknown or invalid child playbook fails the step
+            failed = Outcome(
+                command=cmd, ok=False, error_type=type(exc).__name__, error_message=str(exc)
+            )
+            work.appendleft((cmd.execution_id, failed, False))
+            return None
+        child_id = new_id()
+        self.store.enqueue(
+            [
+                dataclasses.replace(
+                    cmd, lease_owner=CHILD_HOLDER + str(child_id), lease_expires_at=None
+                )
+            ]
+        )
+        parent = {
+            "execution_id": cmd.execution_id,
+            "event_id": cmd.started_event_id,
+            "command_id": cmd.command_id,
+            "step": cmd.step,
+            "iteration": cmd.iteration,
+            "attempt": cmd.attempt,
+        }
+        self.states[child_id] = ExecutionState(execution_id=child_id)
+        self.flows[child_id] = child_flow
+        work.appendleft((child_id, Start(workload=spawn.workload, parent=parent), False))
+        return child_id
+
+
+def _child_done(state: ExecutionState) -> tuple[int, Signal | SpawnChild, bool]:
+    parent = state.parent or {}
+    command = Command(
+        command_id=int(parent["command_id"]),
+        execution_id=int(parent["execution_id"]),
+        kind="run",
+        step=str(parent["step"]),
+        attempt=int(parent["attempt"]),
+        iteration=parent.get("iteration"),
+    )
+    meta = {"child_execution_id": str(state.execution_id)}
+    if state.status == "completed":
+        outcome = Outcome(command=command, ok=True, result=state.result, meta=meta)
+    else:
+        kind = "ChildExecutionFailed" if state.status == "failed" else "ChildExecutionCancelled"
+        message = f"child execution {state.execution_id} {state.status}"
+        if state.error_message:
+            message += f": {state.error_message}"
+        outcome = Outcome(
+            command=command, ok=False, error_type=kind, error_message=message, meta=meta
+        )
+    return command.execution_id, outcome, False
+
+
+def _row(state: ExecutionState) -> ExecutionRow:
+    return ExecutionRow(
+        execution_id=state.execution_id,
+        playbook_path=state.playbook_path,
+        playbook_version=state.playbook_version,
+        parent_execution_id=state.parent_execution_id,
+        status=state.status,
+        started_at=state.started_at or "",
+        ended_at=state.ended_at,
+        last_seq=state.last_seq,
+        error_message=state.error_message,
+    )
+
+
+def resolve_relative(base: Flow, path: str) -> Path | None:
+    """A child playbook path relative to the calling playbook's file, if that file exists."""
+    if base.source_file:
+        candidate = Path(base.source_file).parent / path
+        if candidate.is_file():
+            return candidate
+    candidate = Path(path)
+    return candidate if candidate.is_file() else None

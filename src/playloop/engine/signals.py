@@ -1,0 +1,49 @@
+"""What can happen to an execution: the inputs of ``decide``.
+
+Events record what happened; signals are what the shell observed and asks the core to
+turn into events: a start, a worker's outcome for a command, a due timer, a cancel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from playloop.engine.commands import Command
+
+
+@dataclass(frozen=True, slots=True)
+class Start:
+    workload: Mapping[str, Any] = field(default_factory=dict)
+    actor: str | None = None
+    parent: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A worker's report on a ``run`` command."""
+
+    command: Command
+    ok: bool
+    result: Any = None
+    error_type: str | None = None
+    error_message: str | None = None
+    retry_after: float | None = None
+    timed_out: bool = False
+    duration_ms: int | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TimerFired:
+    command: Command
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    actor: str | None = None
+    reason: str | None = None
+
+
+Signal = Start | Outcome | TimerFired | Cancel

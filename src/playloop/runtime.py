@@ -1,0 +1,385 @@
+"""``Engine``: the embedded runtime — store, orchestrator and a local worker in one process.
+
+One loop thread owns the write path: it takes worker reports and requests from an inbox,
+hands them to the orchestrator in batches (one transaction per batch, so a burst of
+parallel steps commits together), and gives the commands leased in that transaction to a
+thread pool. User code (python, shell) runs in killable child processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from playloop.dsl.flow import Flow
+from playloop.dsl.load import load_text
+from playloop.engine.commands import Command
+from playloop.engine.events import Event, new_id
+from playloop.engine.orchestrator import (
+    Orchestrator,
+    SpawnChild,
+    UnknownExecution,
+    make_owner,
+    owner_is_dead,
+    resolve_relative,
+)
+from playloop.engine.signals import Cancel, Outcome, Signal, Start
+from playloop.engine.state import ExecutionState, fold
+from playloop.store.sqlite import SqliteStore
+from playloop.worker.execute import execute
+from playloop.worker.processes import ProcessPool
+
+log = logging.getLogger("playloop")
+
+EventListener = Callable[[list[Event]], None]
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("PLAYLOOP_HOME") or ".playloop")
+
+
+class PlaybookNotFound(LookupError):
+    """No playbook file at this path and no catalog entry by this name."""
+
+
+class Engine:
+    """Runs playbooks on the embedded SQLite store; reuse one Engine for many runs."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        concurrency: int = 16,
+        processes: int | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.home = Path(home) if home is not None else default_home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.store = SqliteStore(self.home / "playloop.db")
+        self.orchestrator = Orchestrator(self.store, self._flow_from_catalog, self._resolve_child)
+        self.owner = make_owner()
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.processes = ProcessPool(processes or max(2, os.cpu_count() or 2))
+        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="playloop-step")
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._flows: dict[tuple[str, int, int], Flow] = {}
+        self._listeners: list[EventListener] = []
+        self._done: dict[int, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # owned by the loop thread
+        self._in_flight = 0
+        self._scope: set[int] = set()
+        self._needs_claim: set[int] = set()
+        self._timers: list[tuple[float, int]] = []
+        self._last_heartbeat = 0.0
+
+    # --- public API --------------------------------------------------------------------
+
+    def load(self, path: str | Path) -> Flow:
+        """Load and validate a playbook file, registering it in the catalog (cached by mtime)."""
+        file = Path(path)
+        try:
+            stat = file.stat()
+        except FileNotFoundError:
+            raise PlaybookNotFound(f"no playbook file {path}") from None
+        key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
+        flow = self._flows.get(key)
+        if flow is None:
+            text = file.read_text(encoding="utf-8")
+            flow = load_text(text, filename=str(path))
+            entry = self.store.catalog_register(
+                flow.path, text, flow.content_hash, str(file.resolve())
+            )
+            flow = dataclasses.replace(
+                flow, version=str(entry.version), source_file=str(file.resolve())
+            )
+            self._flows[key] = flow
+        return flow
+
+    def subscribe(self, listener: EventListener) -> None:
+        """Call ``listener`` with every batch of committed events (from the engine's thread)."""
+        self._listeners.append(listener)
+
+    def start(self, playbook: str | Path | Flow, workload: Mapping[str, Any] | None = None) -> int:
+        flow = playbook if isinstance(playbook, Flow) else self.load(playbook)
+        future: Future[int] = Future()
+        self._send(("start", flow, dict(workload or {}), future))
+        return future.result()
+
+    def wait(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
+        """Block until the execution ends; return its summary."""
+        done = self._done_event(execution_id)
+        row = self.store.get_execution(execution_id)
+        if row is None:
+            raise UnknownExecution(f"no execution {execution_id}")
+        if row.status in ("running", "paused") and not done.wait(timeout):
+            raise TimeoutError(f"execution {execution_id} still running after {timeout}s")
+        return self.summary(execution_id)
+
+    def run(
+        self,
+        playbook: str | Path | Flow,
+        workload: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        return self.wait(self.start(playbook, workload), timeout)
+
+    def resume(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
+        """Take over an execution whose process died: re-claim its commands and run it to the end."""
+        row = self.store.get_execution(execution_id)
+        if row is None:
+            raise UnknownExecution(f"no execution {execution_id}")
+        if row.status not in ("running", "paused"):
+            return self.summary(execution_id)
+        self._done_event(execution_id)
+        for owner in self.store.lease_owners():
+            if owner_is_dead(owner):
+                self.store.release_owner(owner)
+        future: Future[None] = Future()
+        self._send(("resume", execution_id, future))
+        future.result()
+        return self.wait(execution_id, timeout)
+
+    def cancel(
+        self, execution_id: int, actor: str | None = None, reason: str | None = None
+    ) -> None:
+        if self.store.get_execution(execution_id) is None:
+            raise UnknownExecution(f"no execution {execution_id}")
+        future: Future[None] = Future()
+        self._send(("cancel", execution_id, Cancel(actor=actor, reason=reason), future))
+        future.result()
+
+    def events(self, execution_id: int) -> list[Event]:
+        return self.store.read_events(execution_id)
+
+    def state(self, execution_id: int) -> ExecutionState:
+        events = self.store.read_events(execution_id)
+        if not events:
+            raise UnknownExecution(f"no execution {execution_id}")
+        return fold(events)
+
+    def summary(self, execution_id: int) -> dict[str, Any]:
+        return summarize(self.state(execution_id))
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._inbox.put(("stop",))
+            self._thread.join(timeout=30)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.processes.close()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- flows -------------------------------------------------------------------------
+
+    def _flow_from_catalog(self, path: str, version: str | None) -> Flow:
+        entry = self.store.catalog_get(
+            path, int(version) if version and version.isdigit() else None
+        )
+        if entry is None or entry.content is None:
+            raise PlaybookNotFound(f"playbook '{path}' version {version} is not in the catalog")
+        flow = load_text(entry.content, filename=entry.source_file or path)
+        return dataclasses.replace(flow, version=str(entry.version), source_file=entry.source_file)
+
+    def _resolve_child(self, parent: Flow, path: str) -> Flow:
+        file = resolve_relative(parent, path)
+        if file is not None:
+            return self.load(file)
+        return self._flow_from_catalog(path, None)
+
+    # --- the loop ----------------------------------------------------------------------
+
+    def _send(self, item: tuple[Any, ...]) -> None:
+        if self._closed:
+            raise RuntimeError("engine is closed")
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="playloop-engine", daemon=True
+                )
+                self._thread.start()
+        self._inbox.put(item)
+
+    def _done_event(self, execution_id: int) -> threading.Event:
+        with self._lock:
+            event = self._done.get(execution_id)
+            if event is None:
+                event = self._done[execution_id] = threading.Event()
+            return event
+
+    def _loop(self) -> None:
+        while True:
+            try:
+                first = self._inbox.get(timeout=self._wait_time())
+            except queue.Empty:
+                first = None
+            items = [] if first is None else [first]
+            while len(items) < 512:
+                try:
+                    items.append(self._inbox.get_nowait())
+                except queue.Empty:
+                    break
+            if any(item[0] == "stop" for item in items):
+                return
+            try:
+                self._step(items)
+            except Exception as exc:  # keep the loop alive; fail the requests of this batch
+                log.exception("engine loop error")
+                for item in items:
+                    future = item[-1]
+                    if isinstance(future, Future) and not future.done():
+                        future.set_exception(exc)
+                    elif item[0] == "signal":
+                        self._in_flight -= 1
+                        self._needs_claim.add(item[1])  # its command is re-claimed after the lease
+
+    def _wait_time(self) -> float:
+        wait = 1.0
+        if self._timers:
+            wait = min(wait, max(0.0, self._timers[0][0] - time.time()))
+        return wait
+
+    def _step(self, items: list[tuple[Any, ...]]) -> None:
+        signals: list[tuple[int, Signal | SpawnChild]] = []
+        futures: list[tuple[Future[Any], Any]] = []
+        for item in items:
+            kind = item[0]
+            if kind == "signal":
+                self._in_flight -= 1
+                signals.append((item[1], item[2]))
+            elif kind == "start":
+                _, flow, workload, future = item
+                execution_id = new_id()
+                self.orchestrator.states[execution_id] = ExecutionState(execution_id=execution_id)
+                self.orchestrator.flows[execution_id] = flow
+                self._scope.add(execution_id)
+                self._done_event(execution_id)
+                signals.append((execution_id, Start(workload=workload)))
+                futures.append((future, execution_id))
+            elif kind == "cancel":
+                _, execution_id, cancel, future = item
+                signals.append((execution_id, cancel))
+                futures.append((future, None))
+            elif kind == "resume":
+                _, execution_id, future = item
+                self.orchestrator.forget(execution_id)
+                self._scope.add(execution_id)
+                self._needs_claim.add(execution_id)
+                for cmd in self.store.commands_of(execution_id):
+                    if cmd.kind == "timer" and cmd.not_before:
+                        heapq.heappush(self._timers, (cmd.not_before, execution_id))
+                futures.append((future, None))
+        now = time.time()
+        claim_for = set(self._needs_claim)
+        while self._timers and self._timers[0][0] <= now:
+            claim_for.add(heapq.heappop(self._timers)[1])
+        claim_for &= self._scope
+        if signals or claim_for:
+            capacity = self.concurrency - self._in_flight
+            out = self.orchestrator.advance(
+                signals,
+                owner=self.owner,
+                capacity=capacity,
+                lease_seconds=self.lease_seconds,
+                claim_for=sorted(claim_for),
+            )
+            if capacity - len(out.leased) > 0:
+                self._needs_claim -= claim_for
+            for execution_id, count in out.queued.items():
+                if count:
+                    self._needs_claim.add(execution_id)
+            for when, execution_id in out.timers:
+                heapq.heappush(self._timers, (when, execution_id))
+            for execution_id in out.started:
+                self._scope.add(execution_id)
+            for cmd in out.leased:
+                self._submit(cmd)
+            for future, value in futures:
+                future.set_result(value)
+            if out.events:
+                for listener in self._listeners:
+                    try:
+                        listener(out.events)
+                    except Exception:
+                        log.exception("event listener failed")
+            for execution_id in out.finished:
+                self._scope.discard(execution_id)
+                self._needs_claim.discard(execution_id)
+                self.orchestrator.forget(execution_id)
+                self._done_event(execution_id).set()
+        else:
+            for future, value in futures:
+                future.set_result(value)
+        if self._in_flight and now - self._last_heartbeat > self.lease_seconds / 3:
+            self.store.heartbeat(self.owner, now + self.lease_seconds)
+            self._last_heartbeat = now
+
+    def _submit(self, cmd: Command) -> None:
+        self._in_flight += 1
+        flow = self.orchestrator.flows.get(cmd.execution_id)
+        playbook_file = Path(flow.source_file) if flow and flow.source_file else None
+        self._executor.submit(self._run_command, cmd, playbook_file)
+
+    def _run_command(self, cmd: Command, playbook_file: Path | None) -> None:
+        try:
+            signal = execute(
+                cmd, processes=self.processes, home=self.home, playbook_file=playbook_file
+            )
+        except BaseException as exc:  # never lose a report
+            signal = Outcome(
+                command=cmd, ok=False, error_type=type(exc).__name__, error_message=str(exc)
+            )
+        self._inbox.put(("signal", cmd.execution_id, signal))
+
+
+def summarize(state: ExecutionState) -> dict[str, Any]:
+    """The run summary: the same dict ``playloop run --json`` prints."""
+    steps = {
+        name: {
+            "status": st.status,
+            "attempts": st.attempts,
+            "duration_ms": st.duration_ms,
+            "result": st.result,
+        }
+        for name, st in state.steps.items()
+    }
+    summary: dict[str, Any] = {
+        "execution_id": str(state.execution_id),
+        "status": state.status,
+        "playbook_path": state.playbook_path,
+        "playbook_version": state.playbook_version,
+        "steps": steps,
+        "result": state.result,
+        "events": state.event_count,
+        "started_at": state.started_at,
+        "ended_at": state.ended_at,
+    }
+    if state.parent_execution_id is not None:
+        summary["parent_execution_id"] = str(state.parent_execution_id)
+    if state.status == "failed":
+        summary["error"] = {
+            "step": state.failed_step,
+            "type": state.error_type,
+            "message": state.error_message,
+        }
+    return summary

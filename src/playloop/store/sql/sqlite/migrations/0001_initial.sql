@@ -1,0 +1,78 @@
+-- playloop SQLite schema, version 1. Every table lives in the database attached as `noetl`,
+-- so events and the commands they cause commit in one file, atomically.
+CREATE TABLE IF NOT EXISTS noetl.schema_version (
+    version INTEGER NOT NULL PRIMARY KEY,
+    applied_at TEXT NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS noetl.event (
+    event_id INTEGER NOT NULL PRIMARY KEY,
+    execution_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    parent_execution_id INTEGER,
+    parent_event_id INTEGER,
+    playbook_path TEXT NOT NULL,
+    playbook_version TEXT,
+    event_type TEXT NOT NULL,
+    step_name TEXT,
+    status TEXT,
+    attempt INTEGER,
+    iteration INTEGER,
+    duration_ms INTEGER,
+    error_type TEXT,
+    error_message TEXT,
+    context TEXT,
+    result TEXT,
+    meta TEXT,
+    actor TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS noetl.event_execution_seq ON event (execution_id, seq);
+CREATE INDEX IF NOT EXISTS noetl.event_playbook_created ON event (playbook_path, created_at);
+CREATE INDEX IF NOT EXISTS noetl.event_type_created ON event (event_type, created_at);
+
+CREATE TABLE IF NOT EXISTS noetl.execution (
+    execution_id INTEGER NOT NULL PRIMARY KEY,
+    playbook_path TEXT NOT NULL,
+    playbook_version TEXT,
+    parent_execution_id INTEGER,
+    status TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS noetl.execution_status ON execution (status, started_at);
+CREATE INDEX IF NOT EXISTS noetl.execution_playbook ON execution (playbook_path, started_at);
+
+CREATE TABLE IF NOT EXISTS noetl.command (
+    command_id INTEGER NOT NULL PRIMARY KEY,
+    execution_id INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    iteration INTEGER,
+    attempt INTEGER NOT NULL,
+    payload TEXT,
+    not_before REAL,
+    pool TEXT,
+    lease_owner TEXT,
+    lease_expires_at REAL,
+    claims INTEGER NOT NULL DEFAULT 0,
+    started_event_id INTEGER,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS noetl.command_key
+    ON command (execution_id, step_name, coalesce(iteration, -1), attempt, kind);
+CREATE INDEX IF NOT EXISTS noetl.command_ready ON command (lease_owner, not_before);
+
+CREATE TABLE IF NOT EXISTS noetl.catalog (
+    catalog_id INTEGER NOT NULL PRIMARY KEY,
+    path TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    source_file TEXT,
+    created_at TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS noetl.catalog_path_version ON catalog (path, version);
+CREATE UNIQUE INDEX IF NOT EXISTS noetl.catalog_path_hash ON catalog (path, content_hash);

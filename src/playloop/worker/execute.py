@@ -1,0 +1,100 @@
+"""Run one command's tool and turn what happened into a signal for the orchestrator."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from playloop.engine.commands import Command
+from playloop.engine.orchestrator import SpawnChild
+from playloop.engine.signals import Outcome
+from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout
+from playloop.tools.registry import tool
+from playloop.worker.processes import ProcessPool
+
+
+def execute(
+    cmd: Command,
+    *,
+    processes: ProcessPool | None,
+    home: Path,
+    playbook_file: Path | None,
+) -> Outcome | SpawnChild:
+    payload = cmd.payload
+    started = time.perf_counter()
+    meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
+
+    def elapsed() -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    try:
+        impl = tool(payload["tool"])
+        config = impl.Config.model_validate(payload.get("config") or {})
+        ctx = ToolContext(
+            execution_id=cmd.execution_id,
+            step=cmd.step,
+            iteration=cmd.iteration,
+            attempt=cmd.attempt,
+            timeout=payload.get("timeout"),
+            playbook_file=playbook_file,
+            home=home,
+            processes=processes,
+        )
+        result = impl.run(config, dict(payload.get("input") or {}), ctx)
+        if isinstance(result, ChildExecution):
+            return SpawnChild(command=cmd, path=result.path, workload=dict(result.workload))
+        orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
+    except ToolTimeout as exc:
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type=exc.error_type,
+            error_message=exc.message,
+            timed_out=True,
+            duration_ms=elapsed(),
+            meta=meta,
+        )
+    except ToolError as exc:
+        if exc.details:
+            meta["details"] = {k: v for k, v in exc.details.items() if k != "traceback"}
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type=exc.error_type,
+            error_message=exc.message,
+            retry_after=exc.retry_after,
+            duration_ms=elapsed(),
+            meta=meta,
+        )
+    except ValidationError as exc:
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type="ConfigError",
+            error_message=f"step '{cmd.step}': tool config: {exc}",
+            duration_ms=elapsed(),
+            meta=meta,
+        )
+    except TypeError as exc:
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type="ResultError",
+            error_message=f"step '{cmd.step}': result is not JSON-serialisable: {exc}",
+            duration_ms=elapsed(),
+            meta=meta,
+        )
+    except Exception as exc:
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type=type(exc).__name__,
+            error_message=str(exc),
+            duration_ms=elapsed(),
+            meta=meta,
+        )
+    return Outcome(command=cmd, ok=True, result=result, duration_ms=elapsed(), meta=meta)
