@@ -308,7 +308,7 @@ class Engine:
             for execution_id, count in out.queued.items():
                 if count:
                     self._needs_claim.add(execution_id)
-            for when, execution_id in out.timers:
+            for execution_id, when in out.timers:
                 heapq.heappush(self._timers, (when, execution_id))
             for execution_id in out.started:
                 self._scope.add(execution_id)

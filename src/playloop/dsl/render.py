@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError as JinjaTemplateError, meta, nodes
+from jinja2 import StrictUndefined, Undefined, meta, nodes
+from jinja2 import TemplateError as JinjaTemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 _SINGLE = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
@@ -53,8 +54,20 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+class _DataFirstEnvironment(SandboxedEnvironment):
+    """Mapping keys win over attributes: ``workload.items`` is the key, not ``dict.items``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, Mapping):
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 def _make_env() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False, cache_size=2000)
+    env = _DataFirstEnvironment(undefined=StrictUndefined, autoescape=False, cache_size=2000)
     env.filters.update(
         tojson=_tojson, fromjson=_fromjson, b64encode=_b64encode, b64decode=_b64decode
     )
@@ -96,7 +109,10 @@ def render(value: Any, context: Mapping[str, Any], *, step: str | None = None) -
             raise TemplateError(exc.reason, value, step) from None
         except Exception as exc:  # undefined names, sandbox violations, type errors
             raise TemplateError(f"{type(exc).__name__}: {exc}", value, step) from None
-        return _plain(result)
+        try:
+            return _plain(result)
+        except Exception as exc:
+            raise TemplateError(f"{type(exc).__name__}: {exc}", value, step) from None
     if isinstance(value, Mapping):
         return {k: render(v, context, step=step) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -113,9 +129,15 @@ def truthy(value: Any, context: Mapping[str, Any], *, step: str | None = None) -
 
 
 def _plain(value: Any) -> Any:
-    """Jinja returns StrictUndefined-free Python values; Markup and other str subclasses -> str."""
+    """Plain Python values: an undefined (anywhere inside) is an error; Markup -> str."""
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
     if type(value) is not str and isinstance(value, str):
         return str(value)
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
     return value
 
 

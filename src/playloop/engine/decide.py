@@ -23,6 +23,7 @@ from playloop.engine.events import Event
 from playloop.engine.signals import Cancel, Outcome, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState
 from playloop.tools.registry import tool_class
+from playloop.workload import deep_merge
 
 
 @dataclass(slots=True)
@@ -102,7 +103,7 @@ class _Decider:
 
     def _start(self, signal: Start) -> None:
         s = self.state
-        workload = {**self.flow.workload, **signal.workload}
+        workload = deep_merge(self.flow.workload, signal.workload)
         parent = dict(signal.parent) if signal.parent else None
         self.emit(
             "execution.started",
@@ -598,7 +599,8 @@ class _Decider:
                     continue
                 key = (arc.when, arc.line)
                 if block is not None:
-                    if key == block:
+                    # arcs of one seed-form ``then:`` block share their ``when`` and its line
+                    if key == block and arc.line > 0:
                         chosen.append(arc)
                         continue
                     break

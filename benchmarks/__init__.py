@@ -1,0 +1,1 @@
+"""playloop's own benchmarks: ``python -m benchmarks`` (see docs/performance.md)."""
