@@ -87,6 +87,8 @@ class ToolCall:
 class FlowStep:
     name: str
     tool: ToolCall
+    #: default ``args``; the args of the arcs that led to the step are merged over them
+    args: Mapping[str, Any] = field(default_factory=dict)
     next: Routing = field(default_factory=Routing)
     loop: LoopSpec | None = None
     retry: RetryPolicy | None = None

@@ -19,9 +19,8 @@ Routing semantics (``engine.decide`` implements them; this is the contract):
   it becomes ``inclusive``. ``next: name`` is one unconditional arc.
 - Canonical form ``next: {spec: {mode}, arcs: [...]}`` keeps its mode; each arc is its own
   block (its own line); ``{step, else: true}`` is an else arc.
-- A step's own ``args:`` are defaults for the ``args`` it receives: they are merged under
-  the ``args`` of every arc that targets the step (the arc's values win). ``FlowStep`` has
-  no field for them, so the entry step and ``jump`` targets do not receive them.
+- A step's own ``args:`` are defaults for the ``args`` it receives (``FlowStep.args``); the
+  engine merges the ``args`` of the arcs that led to the step over them.
 - ``timeout``/``pool``: the step's own key wins over its ``tool.spec``, which wins over the
   ``spec`` of the workbook tool it calls; ``policy`` likewise (as a whole).
 """
@@ -214,7 +213,6 @@ class _Builder:
                 )
             else:
                 self.workbook[entry.name] = (index, entry)
-        self.defaults = {step.step: step.args for _, step in steps if step.args}
         iterators = {step.loop.iterator for _, step in steps if step.loop}
         inputs = {k for _, s in steps if s.tool for k in s.tool.input}
         self.names_everywhere = CONTEXT_NAMES | frozenset(self.names) | iterators | inputs
@@ -245,6 +243,7 @@ class _Builder:
         return FlowStep(
             name=step.step,
             tool=tool,
+            args=dict(step.args or {}),
             next=self._routing((*at, "next"), step),
             loop=_loop(step.loop) if step.loop else None,
             retry=_retry(step.retry) if step.retry else None,
@@ -394,9 +393,7 @@ class _Builder:
         self, step: str, path: Path, *, args: Mapping[str, Any] | None = None, **arc: Any
     ) -> Arc:
         self._check_step_ref(step, path)
-        defaults = self.defaults.get(step)
-        merged = {**defaults, **(args or {})} if defaults else dict(args or {})
-        return Arc(step=step, args=merged, **arc)
+        return Arc(step=step, args=dict(args or {}), **arc)
 
     def _check_step_ref(self, name: str, path: Path) -> None:
         if name not in self.names:

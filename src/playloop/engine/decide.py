@@ -180,6 +180,12 @@ class _Decider:
 
     def _start_step(self, name: str, args: dict[str, Any]) -> None:
         step = self.flow.steps[name]
+        if step.args:
+            try:
+                args = {**render(dict(step.args), self.context(args), step=name), **args}
+            except TemplateError as exc:
+                self._fail_before_run(name, "TemplateError", str(exc), args)
+                return
         if step.loop is None:
             self._dispatch(name, 1, None, args=args)
             return
@@ -234,10 +240,12 @@ class _Decider:
         ctx = self.context(args) if iteration is None else self._loop_context(name, iteration)
         raw = tool_class(step.tool.kind).raw_fields
         try:
+            inputs = render(dict(step.tool.input), ctx, step=name)
+            if inputs and any(k not in raw for k in step.tool.config):
+                ctx = {**ctx, **inputs}  # a tool's config may use its own input bindings
             public = {
                 k: render(v, ctx, step=name) for k, v in step.tool.config.items() if k not in raw
             }
-            inputs = render(dict(step.tool.input), ctx, step=name)
         except TemplateError as exc:
             if iteration is None and attempt == 1:
                 self._fail_before_run(name, "TemplateError", str(exc), args)

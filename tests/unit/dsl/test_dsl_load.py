@@ -140,7 +140,7 @@ def test_canonical_mode_defaults_to_exclusive_and_arc_without_when_is_unconditio
     assert flow.step("start").next.arcs == (Arc(step="end", line=6),)
 
 
-def test_step_args_are_defaults_under_the_args_of_every_incoming_arc() -> None:
+def test_step_args_are_kept_as_defaults_and_arcs_carry_their_own() -> None:
     flow = load(
         """
         workflow:
@@ -154,8 +154,9 @@ def test_step_args_are_defaults_under_the_args_of_every_incoming_arc() -> None:
         """
     )
     arcs = flow.step("start").next.arcs
-    assert arcs[0].args == {"name": "Ada", "greeting": "hello"}
-    assert arcs[1].args == {"name": "nobody", "greeting": "hello"}
+    assert arcs[0].args == {"name": "Ada"}
+    assert arcs[1].args == {}
+    assert flow.step("greet").args == {"name": "nobody", "greeting": "hello"}
 
 
 # --- loops, retries, policies, timeouts ---------------------------------------------------
