@@ -8,7 +8,7 @@ store nor playbooks: they get a rendered config, rendered ``input`` bindings and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -74,6 +74,9 @@ class ToolContext:
     playbook_file: Path | None = None
     home: Path = Path(".playloop")
     processes: ProcessPool | None = None
+    #: receives what user code printed (python ``print`` output); None: logged at INFO
+    #: under the ``playloop.tools.<kind>`` logger
+    on_output: Callable[[str], None] | None = None
 
     @property
     def idempotency_key(self) -> str:
