@@ -180,8 +180,8 @@ class Engine:
         if self._thread is not None:
             self._inbox.put(("stop",))
             self._thread.join(timeout=30)
+        self.processes.close()  # user code still running is killed; its commands stay leased
         self._executor.shutdown(wait=True, cancel_futures=True)
-        self.processes.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
