@@ -8,6 +8,7 @@ thread pool. User code (python, shell) runs in killable child processes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import logging
@@ -243,15 +244,29 @@ class Engine:
                 return
             try:
                 self._step(items)
-            except Exception as exc:  # keep the loop alive; fail the requests of this batch
+            except Exception as exc:  # keep the loop alive; nothing of the batch was written
                 log.exception("engine loop error")
-                for item in items:
-                    future = item[-1]
-                    if isinstance(future, Future) and not future.done():
-                        future.set_exception(exc)
-                    elif item[0] == "signal":
-                        self._in_flight -= 1
-                        self._needs_claim.add(item[1])  # its command is re-claimed after the lease
+                self._recover(items, exc)
+
+    def _recover(self, items: list[tuple[Any, ...]], exc: Exception) -> None:
+        """Fail this batch's requests; retry its reports, then hand their commands back."""
+        time.sleep(0.05)
+        for item in items:
+            future = item[-1]
+            if isinstance(future, Future):
+                if not future.done():
+                    future.set_exception(exc)
+            elif item[0] == "signal":
+                tries = item[3] if len(item) > 3 else 0
+                if tries < 5:
+                    self._in_flight += 1  # _step counted it as done
+                    self._inbox.put(("signal", item[1], item[2], tries + 1))
+                else:
+                    command = getattr(item[2], "command", None)
+                    if command is not None:
+                        with contextlib.suppress(Exception):
+                            self.store.release_command(command.command_id, self.owner)
+                    self._needs_claim.add(item[1])
 
     def _wait_time(self) -> float:
         wait = 1.0

@@ -343,6 +343,10 @@ class SqliteStore:
         with self.transaction():
             self._conn.execute(self._q["release_owner"], (owner,))
 
+    def release_command(self, command_id: int, owner: str) -> None:
+        with self.transaction():
+            self._conn.execute(self._q["release_command"], (command_id, owner))
+
     def commands_of(self, execution_id: int) -> list[Command]:
         with self._lock:
             rows = self._conn.execute(self._q["commands_of_execution"], (execution_id,)).fetchall()

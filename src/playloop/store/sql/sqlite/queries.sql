@@ -85,6 +85,10 @@ WHERE lease_owner IS NOT NULL AND lease_expires_at IS NOT NULL
 -- name: release_owner
 UPDATE noetl.command SET lease_owner = NULL, lease_expires_at = NULL WHERE lease_owner = ?
 
+-- name: release_command
+UPDATE noetl.command SET lease_owner = NULL, lease_expires_at = NULL
+WHERE command_id = ? AND lease_owner = ?
+
 -- name: commands_of_execution
 SELECT command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
        pool, lease_owner, lease_expires_at, claims, started_event_id
