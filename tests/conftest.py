@@ -1,7 +1,19 @@
+"""Fixtures shared by every test; ``PLAYLOOP_TEST_BACKEND=postgres`` runs them on PostgreSQL.
+
+On PostgreSQL each test gets a fresh database cloned from a migrated template
+(``CREATE DATABASE ... TEMPLATE``), on the server named by ``PLAYLOOP_TEST_PG_DSN``
+(``scripts/services start`` runs one). A test a dialect lacks carries the marker
+``sqlite_only`` or ``postgres_only`` and is skipped, and counted, on the other backend.
+With the postgres backend chosen and no server, the tests fail: they never skip.
+"""
+
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -9,16 +21,118 @@ from playloop.runtime import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+BACKEND = os.environ.get("PLAYLOOP_TEST_BACKEND", "sqlite")
+TEMPLATE = "playloop_test_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if BACKEND not in ("sqlite", "postgres"):
+        raise pytest.UsageError(
+            f"PLAYLOOP_TEST_BACKEND must be sqlite or postgres, not {BACKEND!r}"
+        )
+    config.addinivalue_line("markers", "sqlite_only: a test of a SQLite-only feature")
+    config.addinivalue_line("markers", "postgres_only: a test of a PostgreSQL-only feature")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    other = "postgres_only" if BACKEND == "sqlite" else "sqlite_only"
+    for item in items:
+        if item.get_closest_marker(other):
+            item.add_marker(pytest.mark.skip(reason=f"{other}: not on the {BACKEND} backend"))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"playloop backend: {BACKEND}"
+
+
+def pg_dsn() -> str:
+    dsn = os.environ.get("PLAYLOOP_TEST_PG_DSN")
+    if not dsn:
+        raise RuntimeError(
+            "PLAYLOOP_TEST_PG_DSN is not set: run `scripts/services start` (CI does)"
+        )
+    return dsn
+
+
+def _with_database(dsn: str, name: str) -> str:
+    """The same server URL with another database name."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _admin(sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_dsn(), autocommit=True) as conn:
+        conn.execute(sql.encode())
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated template database, made once per session."""
+    from playloop.store.postgres import PostgresStore
+
+    _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
+    _admin(f"CREATE DATABASE {TEMPLATE}")
+    PostgresStore(_with_database(pg_dsn(), TEMPLATE)).close()
+    yield TEMPLATE
+    _admin(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    with Engine(tmp_path / "home", concurrency=16, processes=2) as eng:
+def fresh_pg_url(pg_template: str) -> Iterator[str]:
+    name = f"playloop_t_{uuid.uuid4().hex[:12]}"
+    _admin(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
+    yield _with_database(pg_dsn(), name)
+    _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The database URL tests and subprocesses use, for the backend under test."""
+    if BACKEND == "postgres":
+        return str(request.getfixturevalue("fresh_pg_url"))
+    return f"sqlite:///{tmp_path / 'home' / 'playloop.db'}"
+
+
+@pytest.fixture
+def engine(tmp_path: Path, db_url: str) -> Iterator[Engine]:
+    with Engine(tmp_path / "home", db=db_url, concurrency=16, processes=2) as eng:
         yield eng
 
 
 @pytest.fixture
-def write_playbook(tmp_path: Path):  # type: ignore[no-untyped-def]
+def playloop_env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    """Environment for ``playloop`` subprocesses: the home dir and the backend's database."""
+    return {
+        **os.environ,
+        "PLAYLOOP_HOME": str(tmp_path / "home"),
+        "PLAYLOOP_DB": db_url,
+        "COLUMNS": "200",
+    }
+
+
+@pytest.fixture
+def db_query(db_url: str) -> Callable[..., list[tuple[Any, ...]]]:
+    """Run read-only SQL (``?`` placeholders) against the backend's database."""
+    from playloop.store.open import open_store
+
+    def run(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if BACKEND == "postgres":
+            sql = sql.replace("?", "%s")
+        store = open_store(db_url)
+        try:
+            return store.query(sql, params)[1]
+        finally:
+            store.close()
+
+    return run
+
+
+@pytest.fixture
+def write_playbook(tmp_path: Path) -> Callable[..., Path]:
     """Write a playbook text to a file under tmp_path and return its path."""
 
     def write(text: str, name: str = "playbook.yaml") -> Path:

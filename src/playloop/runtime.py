@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playloop.dsl.flow import Flow
 from playloop.dsl.load import load_text
@@ -35,8 +35,11 @@ from playloop.engine.orchestrator import (
 )
 from playloop.engine.signals import Cancel, Outcome, Signal, Start
 from playloop.engine.state import ExecutionState, fold
-from playloop.store.sqlite import SqliteStore
+from playloop.store.open import database_url, open_store
 from playloop.worker.execute import execute
+
+if TYPE_CHECKING:
+    from playloop.worker.listen import CommandListener
 from playloop.worker.processes import ProcessPool
 
 log = logging.getLogger("playloop")
@@ -59,13 +62,19 @@ class Engine:
         self,
         home: str | Path | None = None,
         *,
+        db: str | None = None,
         concurrency: int = 16,
         processes: int | None = None,
         lease_seconds: float = 30.0,
+        claim_any: bool = False,
+        pool: str | None = None,
     ) -> None:
+        """``claim_any``: run any execution's queued commands (a worker), not only this
+        engine's own; ``pool``: only commands of that worker pool (None: all)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
-        self.store = SqliteStore(self.home / "playloop.db")
+        self.db_url = database_url(db, self.home)
+        self.store = open_store(self.db_url)
         self.orchestrator = Orchestrator(self.store, self._flow_from_catalog, self._resolve_child)
         self.owner = make_owner()
         self.concurrency = concurrency
@@ -85,6 +94,14 @@ class Engine:
         self._needs_claim: set[int] = set()
         self._timers: list[tuple[float, int]] = []
         self._last_heartbeat = 0.0
+        self.claim_any = claim_any
+        self.pool = pool
+        self.worker_id: str | None = None
+        self._wake = True
+        self._more = False
+        self._last_claim = 0.0
+        self._draining = False
+        self._listener: CommandListener | None = None
 
     # --- public API --------------------------------------------------------------------
 
@@ -174,9 +191,44 @@ class Engine:
     def summary(self, execution_id: int) -> dict[str, Any]:
         return summarize(self.state(execution_id))
 
+    def wake(self) -> None:
+        """Something may be claimable (a notification, a timer): look on the next turn."""
+        self._inbox.put(("wake",))
+
+    def serve(self, worker_id: str | None = None) -> None:
+        """Become a worker: register, listen for queued commands and run them until closed."""
+        self.worker_id = worker_id or self.owner
+        self.store.register_worker(self.worker_id, self.pool, self.concurrency)
+        if self.db_url.startswith(("postgresql://", "postgres://")):
+            from playloop.worker.listen import CommandListener
+
+            self._listener = CommandListener(self.db_url, self.wake, self.pool).start()
+        self._send(("wake",))
+
+    def drain(self, timeout: float = 30.0) -> int:
+        """Stop taking work, let running steps finish (up to ``timeout``), hand back the rest.
+
+        Returns how many commands were handed back unfinished.
+        """
+        future: Future[None] = Future()
+        self._send(("drain", future))
+        future.result()
+        deadline = time.time() + timeout
+        while self._in_flight > 0 and time.time() < deadline:
+            time.sleep(0.05)
+        left = self._in_flight
+        if self._listener is not None:
+            self._listener.stop()
+        self.store.release_owner(self.owner)
+        if self.worker_id is not None:
+            self.store.deregister_worker(self.worker_id)
+        return left
+
     def close(self) -> None:
         if self._closed:
             return
+        if self._listener is not None:
+            self._listener.stop()
         self._closed = True
         if self._thread is not None:
             self._inbox.put(("stop",))
@@ -295,6 +347,11 @@ class Engine:
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
                 futures.append((future, None))
+            elif kind == "wake":
+                self._wake = True
+            elif kind == "drain":
+                self._draining = True
+                futures.append((item[1], None))
             elif kind == "resume":
                 _, execution_id, future = item
                 self.orchestrator.forget(execution_id)
@@ -309,15 +366,27 @@ class Engine:
         while self._timers and self._timers[0][0] <= now:
             claim_for.add(heapq.heappop(self._timers)[1])
         claim_for &= self._scope
-        if signals or claim_for:
-            capacity = self.concurrency - self._in_flight
+        capacity = 0 if self._draining else self.concurrency - self._in_flight
+        claim_any = (
+            self.claim_any
+            and capacity > 0
+            and (self._wake or self._more or now - self._last_claim >= 1.0)
+        )
+        if signals or claim_for or claim_any:
+            if claim_any:
+                self._wake = False
+                self._last_claim = now
             out = self.orchestrator.advance(
                 signals,
                 owner=self.owner,
                 capacity=capacity,
                 lease_seconds=self.lease_seconds,
                 claim_for=sorted(claim_for),
+                claim_any=claim_any,
+                pool=self.pool,
             )
+            if claim_any:
+                self._more = out.claimed > 0 and len(out.leased) >= capacity
             if capacity - len(out.leased) > 0:
                 self._needs_claim -= claim_for
             for execution_id, count in out.queued.items():
@@ -345,8 +414,15 @@ class Engine:
         else:
             for future, value in futures:
                 future.set_result(value)
-        if self._in_flight and now - self._last_heartbeat > self.lease_seconds / 3:
-            self.store.heartbeat(self.owner, now + self.lease_seconds)
+        if now - self._last_heartbeat > self.lease_seconds / 3 and (
+            self._in_flight or self.worker_id
+        ):
+            if self._in_flight:
+                self.store.heartbeat(self.owner, now + self.lease_seconds)
+            if self.worker_id is not None:
+                self.store.worker_heartbeat(
+                    self.worker_id, "draining" if self._draining else "running"
+                )
             self._last_heartbeat = now
 
     def _submit(self, cmd: Command) -> None:

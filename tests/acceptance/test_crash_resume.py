@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-
-from playloop.store.sqlite import readonly_query
+from typing import Any
 
 PLAYLOOP = [sys.executable, "-m", "playloop.cli"]
 
@@ -37,19 +35,18 @@ def _chain(n: int, sleep: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _count(db: Path, sql: str) -> int:
-    try:
-        return int(readonly_query(db, sql)[1][0][0])
-    except Exception:
-        return 0
+def test_kill_9_mid_run_then_resume_completes_without_loss(
+    tmp_path: Path, playloop_env: dict[str, str], db_query: Any
+) -> None:
+    def count(sql: str) -> int:
+        try:
+            return int(db_query(sql)[0][0])
+        except Exception:  # the database may not exist yet
+            return 0
 
-
-def test_kill_9_mid_run_then_resume_completes_without_loss(tmp_path: Path) -> None:
     playbook = tmp_path / "chain.yaml"
     playbook.write_text(_chain(20, 0.15))
-    home = tmp_path / "home"
-    db = home / "playloop.db"
-    env = {**os.environ, "PLAYLOOP_HOME": str(home)}
+    env = playloop_env
     proc = subprocess.Popen(
         [*PLAYLOOP, "run", str(playbook), "--json"],
         env=env,
@@ -57,18 +54,16 @@ def test_kill_9_mid_run_then_resume_completes_without_loss(tmp_path: Path) -> No
         stderr=subprocess.PIPE,
     )
     deadline = time.time() + 60
-    while _count(db, "SELECT count(*) FROM noetl.event WHERE event_type = 'step.finished'") < 8:
+    while count("SELECT count(*) FROM noetl.event WHERE event_type = 'step.finished'") < 8:
         assert time.time() < deadline, "the run never got going"
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert proc.returncode == -signal.SIGKILL
-    finished_before = _count(
-        db, "SELECT count(*) FROM noetl.event WHERE event_type = 'step.finished'"
-    )
+    finished_before = count("SELECT count(*) FROM noetl.event WHERE event_type = 'step.finished'")
     assert 8 <= finished_before < 20
-    execution_id = readonly_query(db, "SELECT execution_id FROM noetl.execution")[1][0][0]
+    execution_id = db_query("SELECT execution_id FROM noetl.execution")[0][0]
 
     resumed = subprocess.run(
         [*PLAYLOOP, "run", "--resume", str(execution_id), "--json"],
@@ -82,13 +77,12 @@ def test_kill_9_mid_run_then_resume_completes_without_loss(tmp_path: Path) -> No
     assert summary["status"] == "completed"
     assert summary["result"] == 20
 
-    _, rows = readonly_query(
-        db,
+    rows = db_query(
         "SELECT seq, event_type, step_name FROM noetl.event WHERE execution_id = ? ORDER BY seq",
-        (execution_id,),
+        execution_id,
     )
     assert [r[0] for r in rows] == list(range(1, len(rows) + 1)), "seq has a gap"
     finished = [r[2] for r in rows if r[1] == "step.finished"]
     assert sorted(finished) == [f"s{i:02d}" for i in range(20)], "a step finished twice or never"
     assert [r[1] for r in rows].count("execution.finished") == 1
-    assert _count(db, "SELECT count(*) FROM noetl.command") == 0
+    assert count("SELECT count(*) FROM noetl.command") == 0

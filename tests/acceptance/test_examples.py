@@ -16,10 +16,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+DB = [""]
+
+
+@pytest.fixture(autouse=True)
+def _backend(db_url: str) -> None:
+    DB[0] = db_url
 
 
 def playloop(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PLAYLOOP_HOME": str(home)}
+    env = {**os.environ, "PLAYLOOP_HOME": str(home), "PLAYLOOP_DB": DB[0]}
     return subprocess.run(
         [sys.executable, "-m", "playloop.cli", *args],
         env=env,
@@ -54,7 +60,7 @@ def test_every_example_is_covered_here() -> None:
 
 
 def test_hello(tmp_path: Path) -> None:
-    s = run_json(str(EXAMPLES / "hello.yaml"), "--set", "name=Ada", home=tmp_path)
+    s = run_json(str(EXAMPLES / "hello.yaml"), "--set", "name=Ada", home=tmp_path / "home")
     assert s["status"] == "completed"
     assert s["result"] == {"greeting": "Hello, Ada!", "letters": 8}
     assert list(s["steps"]) == ["greet", "measure"]
@@ -63,7 +69,9 @@ def test_hello(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("score,step", [("0.85", "await_human_approval"), ("0.95", "load")])
 def test_quality_gate_routes_on_score(tmp_path: Path, score: str, step: str) -> None:
-    s = run_json(str(EXAMPLES / "quality_gate.yaml"), "--set", f"score={score}", home=tmp_path)
+    s = run_json(
+        str(EXAMPLES / "quality_gate.yaml"), "--set", f"score={score}", home=tmp_path / "home"
+    )
     assert s["status"] == "completed"
     assert set(s["steps"]) == {"validate_data_quality", step}
     if step == "await_human_approval":
@@ -75,13 +83,13 @@ def test_quality_gate_routes_on_score(tmp_path: Path, score: str, step: str) -> 
 
 
 def test_fan_out_join(tmp_path: Path) -> None:
-    s = run_json(str(EXAMPLES / "fan_out_join.yaml"), home=tmp_path)
+    s = run_json(str(EXAMPLES / "fan_out_join.yaml"), home=tmp_path / "home")
     assert s["result"] == {"grand_total": 555}
     assert s["steps"]["combine"]["attempts"] == 1
 
 
 def test_loop(tmp_path: Path) -> None:
-    s = run_json(str(EXAMPLES / "loop.yaml"), home=tmp_path)
+    s = run_json(str(EXAMPLES / "loop.yaml"), home=tmp_path / "home")
     assert s["result"] == {"squares": [1, 4, 9, 16, 25, 36, 49, 64], "sum": 204}
 
 
@@ -100,7 +108,7 @@ def test_flaky_retry(tmp_path: Path) -> None:
         f"counter_file={counter}",
         "--set",
         "fail_times=9",
-        home=tmp_path,
+        home=tmp_path / "home",
     )
     assert s["status"] == "failed" and s["steps"]["call_flaky_service"]["attempts"] == 4
 
@@ -144,14 +152,16 @@ def test_http_call(tmp_path: Path, orders_server: str) -> None:
         f"base_url={orders_server}",
         "--set",
         "order_id=7",
-        home=tmp_path,
+        home=tmp_path / "home",
     )
     assert s["result"] == {"shipped": False}
 
 
 def test_sqlite_report(tmp_path: Path) -> None:
     db = tmp_path / "sales.db"
-    s = run_json(str(EXAMPLES / "sqlite_report.yaml"), "--set", f"database={db}", home=tmp_path)
+    s = run_json(
+        str(EXAMPLES / "sqlite_report.yaml"), "--set", f"database={db}", home=tmp_path / "home"
+    )
     assert s["status"] == "completed", s.get("error")
     assert s["steps"]["summarise"]["result"]["rows"] == [
         {"region": "eu", "total": 200.0},
@@ -161,10 +171,10 @@ def test_sqlite_report(tmp_path: Path) -> None:
 
 
 def test_child_playbook(tmp_path: Path) -> None:
-    s = run_json(str(EXAMPLES / "child_playbook.yaml"), home=tmp_path)
+    s = run_json(str(EXAMPLES / "child_playbook.yaml"), home=tmp_path / "home")
     assert s["status"] == "completed", s.get("error")
     assert s["result"] == {"count": 2, "greetings": ["Hello, Ada", "Hello, Grace"]}
-    listed = playloop("executions", "list", "--json", home=tmp_path)
+    listed = playloop("executions", "list", "--json", home=tmp_path / "home")
     rows = json.loads(listed.stdout)
     children = [r for r in rows if r["parent_execution_id"] == s["execution_id"]]
     assert len(children) == 2 and all(r["status"] == "completed" for r in children)

@@ -51,6 +51,7 @@ class Advanced:
     leased: list[Command] = field(default_factory=list)
     queued: dict[int, int] = field(default_factory=dict)
     timers: list[tuple[int, float]] = field(default_factory=list)
+    claimed: int = 0
     finished: list[int] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
 
@@ -149,11 +150,15 @@ class Orchestrator:
         capacity: int,
         lease_seconds: float,
         claim_for: Sequence[int] = (),
+        claim_any: bool = False,
+        pool: str | None = None,
     ) -> Advanced:
         """Apply signals in one transaction; lease up to ``capacity`` run commands to owner.
 
         New run commands are leased first; with capacity left, queued commands of the
-        executions in ``claim_for`` are claimed in the same transaction (due timers fire).
+        executions in ``claim_for`` (or of any execution, with ``claim_any``) are claimed in
+        the same transaction, and due timers fire. ``pool`` limits both to one worker pool
+        (None: every pool).
         """
         now = time.time()
         out = Advanced()
@@ -174,20 +179,24 @@ class Orchestrator:
                             and cmd.kind == "run"
                             and capacity > 0
                             and not cmd.not_before
+                            and (pool is None or (cmd.pool or "default") == pool)
                         ):
                             cmd.lease_owner = owner
                             cmd.lease_expires_at = lease_until
                             cmd.claims = 1
                             capacity -= 1
                             out.leased.append(cmd)
-                    if capacity > 0 and claim_for and not claimed_once:
+                    if capacity > 0 and (claim_for or claim_any) and not claimed_once:
                         claimed_once = True
-                        for execution_id in claim_for:
+                        targets: Sequence[int | None] = [None] if claim_any else claim_for
+                        for execution_id in targets:
                             if capacity <= 0:
                                 break
-                            for cmd in self.store.claim(
-                                owner, now, lease_until, capacity, execution_id
-                            ):
+                            claimed = self.store.claim(
+                                owner, now, lease_until, capacity, execution_id, pool
+                            )
+                            out.claimed += len(claimed)
+                            for cmd in claimed:
                                 if cmd.kind == "timer":
                                     work.append((cmd.execution_id, TimerFired(cmd), True))
                                 else:
@@ -232,6 +241,7 @@ class Orchestrator:
                         continue  # our lease expired and another worker took the command over
                 else:
                     self.store.delete_command(cmd.command_id)
+            self.store.lock_execution(execution_id)
             state = self.state(execution_id)
             was_running = state.event_count > 0
             decision = decide(self.flow(execution_id), state, signal, now)

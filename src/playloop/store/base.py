@@ -7,6 +7,7 @@ PostgreSQL implements the same protocol with the same named queries.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -53,11 +54,15 @@ class CatalogEntry:
 
 
 class EventStore(Protocol):
+    dialect: str
+    outbox_enabled: bool
+
     # --- transactions --------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[None]: ...
 
     # --- events (write path: inside a transaction) ---------------------------------
     def append(self, events: Sequence[Event]) -> None: ...
+    def lock_execution(self, execution_id: int) -> None: ...
     def max_seq(self, execution_id: int) -> int: ...
     def read_events(self, execution_id: int, after_seq: int = 0) -> list[Event]: ...
     def upsert_execution(self, row: ExecutionRow) -> None: ...
@@ -84,6 +89,11 @@ class EventStore(Protocol):
     def release_command(self, command_id: int, owner: str) -> None: ...
     def commands_of(self, execution_id: int) -> list[Command]: ...
 
+    # --- workers -------------------------------------------------------------------
+    def register_worker(self, worker_id: str, pool: str | None, concurrency: int) -> None: ...
+    def worker_heartbeat(self, worker_id: str, status: str = "running") -> None: ...
+    def deregister_worker(self, worker_id: str) -> None: ...
+
     # --- executions and catalog (reads) --------------------------------------------
     def get_execution(self, execution_id: int) -> ExecutionRow | None: ...
     def list_executions(
@@ -106,6 +116,15 @@ class EventStore(Protocol):
     ) -> tuple[list[str], list[tuple[Any, ...]]]: ...
 
     def close(self) -> None: ...
+
+
+_SUBJECT_BAD = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def subject_for(event: Event) -> str:
+    """``playloop.events.<playbook path, '/' as '.'>.<execution_id>`` (NATS subject tokens)."""
+    parts = [_SUBJECT_BAD.sub("_", part) or "_" for part in event.playbook_path.split("/") if part]
+    return ".".join(["playloop", "events", *(parts or ["_"]), str(event.execution_id)])
 
 
 def iter_rows(columns: list[str], rows: list[tuple[Any, ...]]) -> Iterator[dict[str, Any]]:

@@ -15,14 +15,17 @@ def sql_text(dialect: str, filename: str) -> str:
 
 @cache
 def queries(dialect: str) -> dict[str, str]:
-    text = sql_text(dialect, "queries.sql")
-    parts = _NAME.split(text)
+    """Every named query of a dialect: ``queries.sql`` and ``queries_<area>.sql`` files."""
+    folder = files("playloop.store") / "sql" / dialect
+    names = sorted(e.name for e in folder.iterdir() if re.match(r"^queries(_\w+)?\.sql$", e.name))
     named: dict[str, str] = {}
-    for name, body in zip(parts[1::2], parts[2::2], strict=True):
-        if name in named:
-            raise ValueError(f"query '{name}' defined twice in {dialect}/queries.sql")
-        lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
-        named[name] = "\n".join(lines).strip()
+    for filename in names:
+        parts = _NAME.split(sql_text(dialect, filename))
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in named:
+                raise ValueError(f"query '{name}' defined twice in {dialect}/")
+            lines = [ln for ln in body.strip().splitlines() if not ln.lstrip().startswith("--")]
+            named[name] = "\n".join(lines).strip()
     return named
 
 

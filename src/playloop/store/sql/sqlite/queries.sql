@@ -8,6 +8,9 @@ INSERT INTO noetl.event (
     error_type, error_message, context, result, meta, actor, created_at
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 
+-- name: insert_outbox
+INSERT INTO noetl.outbox (event_id, execution_id, seq, subject, payload) VALUES (?, ?, ?, ?, ?)
+
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = ?
 
@@ -64,7 +67,7 @@ WHERE command_id IN (
     WHERE (lease_owner IS NULL OR (lease_expires_at IS NOT NULL AND lease_expires_at < :now))
       AND (not_before IS NULL OR not_before <= :now)
       AND (:execution_id IS NULL OR execution_id = :execution_id)
-      AND (:pool IS NULL OR pool IS NULL OR pool = :pool)
+      AND (:pool IS NULL OR coalesce(pool, 'default') = :pool)
     ORDER BY coalesce(not_before, 0), command_id
     LIMIT :limit
 )
@@ -121,3 +124,27 @@ SELECT version FROM noetl.schema_version ORDER BY version
 
 -- name: record_schema_version
 INSERT INTO noetl.schema_version (version, applied_at) VALUES (?, ?)
+
+-- name: lock_execution
+SELECT ?
+
+-- name: notify_commands
+SELECT ?
+
+-- name: catalog_lock
+SELECT ?
+
+-- name: register_worker
+INSERT INTO noetl.worker (worker_id, pool, hostname, pid, concurrency, status, started_at, heartbeat_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (worker_id) DO UPDATE SET status = excluded.status, heartbeat_at = excluded.heartbeat_at
+
+-- name: worker_heartbeat
+UPDATE noetl.worker SET heartbeat_at = ?, status = ? WHERE worker_id = ?
+
+-- name: list_workers
+SELECT worker_id, pool, hostname, pid, concurrency, status, started_at, heartbeat_at
+FROM noetl.worker ORDER BY started_at
+
+-- name: delete_worker
+DELETE FROM noetl.worker WHERE worker_id = ?

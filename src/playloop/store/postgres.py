@@ -1,0 +1,154 @@
+"""The PostgreSQL store: psycopg 3 with a connection pool, schema ``noetl``.
+
+The same named queries as SQLite (``store/sql/postgres/queries.sql``). One execution is
+decided under ``pg_advisory_xact_lock(execution_id)``, so two processes never advance it
+at once; commands are claimed with ``FOR UPDATE SKIP LOCKED``; queuing a command sends
+``NOTIFY playloop_commands`` so idle workers wake without polling.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from playloop.engine.events import Event
+from playloop.store.base import DuplicateEvent, ReadOnlyQuery, StoreError
+from playloop.store.queries import migrations, queries, sql_text
+from playloop.store.sqlstore import Params, SqlStore, split_statements
+
+DIALECT = "postgres"
+#: advisory lock key serialising schema migrations across processes
+MIGRATION_LOCK = 0x706C6179  # "play"
+
+
+def migrate(conn: psycopg.Connection[Any]) -> list[int]:
+    """Bring the schema up to date under an advisory lock; fresh databases get ``schema.sql``."""
+    q = queries(DIALECT)
+    applied: list[int] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        exists = conn.execute("SELECT to_regclass('noetl.schema_version') IS NOT NULL").fetchone()
+        known = (
+            {r[0] for r in conn.execute(q["schema_versions"]).fetchall()}
+            if exists and exists[0]
+            else set()
+        )
+        fresh = not (exists and exists[0])
+        for version, _, script in migrations(DIALECT):
+            if version in known:
+                continue
+            if fresh and not applied:
+                _run_script(conn, sql_text(DIALECT, "schema.sql"))
+            elif not fresh:
+                _run_script(conn, script)
+            conn.execute(q["record_schema_version"], (version,))
+            applied.append(version)
+    return applied
+
+
+def _run_script(conn: psycopg.Connection[Any], script: str) -> None:
+    for statement in split_statements(script):
+        conn.execute(statement.encode())
+
+
+class PostgresStore(SqlStore):
+    dialect = DIALECT
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 8) -> None:
+        super().__init__()
+        self.dsn = dsn
+        self.pool: ConnectionPool[psycopg.Connection[Any]] = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            open=True,
+            check=ConnectionPool.check_connection,
+            kwargs={"autocommit": True},
+            name="playloop",
+        )
+        self._local = threading.local()
+        with self.pool.connection() as conn:
+            migrate(conn)
+
+    # --- primitives ------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self.pool.connection() as conn, conn.transaction():
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            yield conn
+        else:
+            with self.pool.connection() as pooled:
+                yield pooled
+
+    def _fetch(self, name: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            cur = conn.execute(self._q[name].encode(), params)
+            return cur.fetchall() if cur.description else []
+
+    def _execute(self, name: str, params: Params = ()) -> int:
+        with self._connection() as conn:
+            return conn.execute(self._q[name].encode(), params).rowcount
+
+    def _executemany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        with self._connection() as conn, conn.cursor() as cur:
+            cur.executemany(self._q[name].encode(), rows)
+
+    def _insert_events(self, events: Sequence[Event]) -> None:
+        try:
+            self._executemany("insert_event", [self.event_row(e) for e in events])
+        except psycopg.errors.UniqueViolation as exc:
+            first = events[0]
+            raise DuplicateEvent(
+                f"execution {first.execution_id}: an event with one of seq "
+                f"{[e.seq for e in events]} is already stored ({exc.diag.message_primary})"
+            ) from None
+
+    def _ts(self, value: Any) -> Any:
+        return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
+
+    def close(self) -> None:
+        self.pool.close()
+
+    # --- ad-hoc SQL ----------------------------------------------------------------
+
+    def query(
+        self, sql: str, params: Sequence[Any] = ()
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run SQL in a READ ONLY transaction (writes fail) with a statement timeout."""
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                conn.execute("SET TRANSACTION READ ONLY")
+                conn.execute("SET LOCAL statement_timeout = 30000")
+                cur = conn.execute(sql.encode(), tuple(params) or None)
+                columns = [d.name for d in cur.description or ()]
+                rows = (
+                    [tuple(self._ts(v) for v in row) for row in cur.fetchall()]
+                    if cur.description
+                    else []
+                )
+                return columns, rows
+        except psycopg.errors.ReadOnlySqlTransaction as exc:
+            raise ReadOnlyQuery(
+                f"only read-only SQL may run here: {exc.diag.message_primary}"
+            ) from None
+        except psycopg.Error as exc:
+            raise StoreError(f"SQL error: {exc}") from None

@@ -1,0 +1,111 @@
+-- playloop PostgreSQL schema for a fresh install (equals every migration applied; a test checks).
+CREATE SCHEMA IF NOT EXISTS noetl;
+
+CREATE TABLE IF NOT EXISTS noetl.schema_version (
+    version INTEGER NOT NULL PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+CREATE TABLE IF NOT EXISTS noetl.event (
+    event_id BIGINT NOT NULL PRIMARY KEY,
+    execution_id BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    parent_execution_id BIGINT,
+    parent_event_id BIGINT,
+    playbook_path TEXT NOT NULL,
+    playbook_version TEXT,
+    event_type TEXT NOT NULL,
+    step_name TEXT,
+    status TEXT,
+    attempt INTEGER,
+    iteration INTEGER,
+    duration_ms BIGINT,
+    error_type TEXT,
+    error_message TEXT,
+    context JSONB,
+    result JSONB,
+    meta JSONB,
+    actor TEXT,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS event_execution_seq ON noetl.event (execution_id, seq);
+CREATE INDEX IF NOT EXISTS event_playbook_created ON noetl.event (playbook_path, created_at);
+CREATE INDEX IF NOT EXISTS event_type_created ON noetl.event (event_type, created_at);
+
+CREATE TABLE IF NOT EXISTS noetl.execution (
+    execution_id BIGINT NOT NULL PRIMARY KEY,
+    playbook_path TEXT NOT NULL,
+    playbook_version TEXT,
+    parent_execution_id BIGINT,
+    status TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    ended_at TIMESTAMPTZ,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    error_message TEXT
+);
+CREATE INDEX IF NOT EXISTS execution_status ON noetl.execution (status, started_at);
+CREATE INDEX IF NOT EXISTS execution_playbook ON noetl.execution (playbook_path, started_at);
+
+CREATE TABLE IF NOT EXISTS noetl.command (
+    command_id BIGINT NOT NULL PRIMARY KEY,
+    execution_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    step_name TEXT NOT NULL,
+    iteration INTEGER,
+    attempt INTEGER NOT NULL,
+    payload JSONB,
+    not_before DOUBLE PRECISION,
+    pool TEXT,
+    lease_owner TEXT,
+    lease_expires_at DOUBLE PRECISION,
+    claims INTEGER NOT NULL DEFAULT 0,
+    started_event_id BIGINT,
+    created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE UNIQUE INDEX IF NOT EXISTS command_key
+    ON noetl.command (execution_id, step_name, coalesce(iteration, -1), attempt, kind);
+CREATE INDEX IF NOT EXISTS command_ready ON noetl.command (lease_owner, not_before);
+CREATE INDEX IF NOT EXISTS command_execution ON noetl.command (execution_id);
+
+CREATE TABLE IF NOT EXISTS noetl.catalog (
+    catalog_id BIGINT NOT NULL PRIMARY KEY,
+    path TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    content TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    source_file TEXT,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS catalog_path_version ON noetl.catalog (path, version);
+CREATE UNIQUE INDEX IF NOT EXISTS catalog_path_hash ON noetl.catalog (path, content_hash);
+
+CREATE TABLE IF NOT EXISTS noetl.worker (
+    worker_id TEXT NOT NULL PRIMARY KEY,
+    pool TEXT,
+    hostname TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    concurrency INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    started_at TIMESTAMPTZ NOT NULL,
+    heartbeat_at DOUBLE PRECISION NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS noetl.outbox (
+    event_id BIGINT NOT NULL PRIMARY KEY,
+    execution_id BIGINT NOT NULL,
+    seq INTEGER NOT NULL,
+    subject TEXT NOT NULL,
+    payload TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_order ON noetl.outbox (execution_id, seq);
+
+CREATE TABLE IF NOT EXISTS noetl.api_token (
+    token_id TEXT NOT NULL PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    last_used_at TIMESTAMPTZ,
+    revoked_at TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX IF NOT EXISTS api_token_hash ON noetl.api_token (token_hash);

@@ -1,0 +1,331 @@
+"""The store's logic over named queries, shared by SQLite and PostgreSQL.
+
+A dialect subclass supplies a handful of primitives (``transaction``, ``_fetch``,
+``_execute``, ``_executemany``) and value conversions (JSON and timestamp columns); this
+class knows events, commands, executions, workers and the catalog, never playbooks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from playloop.engine.commands import Command
+from playloop.engine.events import Event, new_id, utcnow, validate
+from playloop.store.base import CatalogEntry, ExecutionRow, subject_for
+from playloop.store.queries import queries
+
+Params = Sequence[Any] | Mapping[str, Any]
+
+
+def dumps(value: Any) -> str | None:
+    if value is None:
+        return None
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS, default=str).decode()
+
+
+def loads(value: Any) -> Any:
+    """JSON columns: text in SQLite, already decoded by psycopg for JSONB."""
+    if value is None or not isinstance(value, str | bytes):
+        return value
+    return orjson.loads(value)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    worker_id: str
+    pool: str | None
+    hostname: str
+    pid: int
+    concurrency: int
+    status: str
+    started_at: str
+    heartbeat_at: float
+
+
+class SqlStore:
+    dialect: str = ""
+
+    def __init__(self) -> None:
+        self._q = queries(self.dialect)
+        #: write every appended event to ``noetl.outbox`` too (for NATS publishing)
+        self.outbox_enabled = bool(os.environ.get("PLAYLOOP_NATS_URL"))
+
+    # --- primitives (dialect) ----------------------------------------------------------
+
+    def transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError
+
+    def _fetch(self, name: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        raise NotImplementedError
+
+    def _execute(self, name: str, params: Params = ()) -> int:
+        raise NotImplementedError
+
+    def _executemany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        raise NotImplementedError
+
+    def _insert_events(self, events: Sequence[Event]) -> None:
+        raise NotImplementedError
+
+    def _ts(self, value: Any) -> Any:
+        """A timestamp column's value as the ISO string events carry."""
+        return value
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- events ------------------------------------------------------------------------
+
+    def event_row(self, e: Event) -> tuple[Any, ...]:
+        return (
+            e.event_id, e.execution_id, e.seq, e.parent_execution_id, e.parent_event_id,
+            e.playbook_path, e.playbook_version, e.event_type, e.step_name, e.status, e.attempt,
+            e.iteration, e.duration_ms, e.error_type, e.error_message, dumps(e.context),
+            dumps(e.result), dumps(e.meta), e.actor, e.created_at,
+        )  # fmt: skip
+
+    def event_from_row(self, r: Sequence[Any]) -> Event:
+        return Event(
+            event_id=r[0], execution_id=r[1], seq=r[2], parent_execution_id=r[3],
+            parent_event_id=r[4], playbook_path=r[5], playbook_version=r[6], event_type=r[7],
+            step_name=r[8], status=r[9], attempt=r[10], iteration=r[11], duration_ms=r[12],
+            error_type=r[13], error_message=r[14], context=loads(r[15]), result=loads(r[16]),
+            meta=loads(r[17]), actor=r[18], created_at=self._ts(r[19]),
+        )  # fmt: skip
+
+    def append(self, events: Sequence[Event]) -> None:
+        """Insert events (and, with the outbox on, their NATS messages) in one transaction."""
+        if not events:
+            return
+        for event in events:
+            validate(event)
+        with self.transaction():
+            self._insert_events(events)
+            if self.outbox_enabled:
+                self._executemany("insert_outbox", [outbox_row(e) for e in events])
+
+    def lock_execution(self, execution_id: int) -> None:
+        """Serialise deciders of one execution (a no-op where the transaction already does)."""
+        self._fetch("lock_execution", (execution_id,))
+
+    def max_seq(self, execution_id: int) -> int:
+        return int(self._fetch("max_seq", (execution_id,))[0][0])
+
+    def read_events(self, execution_id: int, after_seq: int = 0) -> list[Event]:
+        return [
+            self.event_from_row(r) for r in self._fetch("events_after", (execution_id, after_seq))
+        ]
+
+    def upsert_execution(self, row: ExecutionRow) -> None:
+        self._execute(
+            "upsert_execution",
+            (row.execution_id, row.playbook_path, row.playbook_version, row.parent_execution_id,
+             row.status, row.started_at, row.ended_at, row.last_seq, row.error_message),
+        )  # fmt: skip
+
+    def _execution(self, r: Sequence[Any]) -> ExecutionRow:
+        return ExecutionRow(
+            r[0], r[1], r[2], r[3], r[4], self._ts(r[5]), self._ts(r[6]), r[7], r[8]
+        )
+
+    def get_execution(self, execution_id: int) -> ExecutionRow | None:
+        rows = self._fetch("get_execution", (execution_id,))
+        return self._execution(rows[0]) if rows else None
+
+    def list_executions(
+        self,
+        status: str | None = None,
+        playbook: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ExecutionRow]:
+        params = {"status": status, "playbook": playbook, "limit": limit, "offset": offset}
+        return [self._execution(r) for r in self._fetch("list_executions", params)]
+
+    def unfinished_executions(self) -> list[int]:
+        return [r[0] for r in self._fetch("unfinished_executions")]
+
+    # --- commands ----------------------------------------------------------------------
+
+    def _command(self, r: Sequence[Any]) -> Command:
+        return Command(
+            command_id=r[0], execution_id=r[1], kind=r[2], step=r[3], iteration=r[4],
+            attempt=r[5], payload=loads(r[6]) or {}, not_before=r[7], pool=r[8],
+            lease_owner=r[9], lease_expires_at=r[10], claims=r[11], started_event_id=r[12],
+        )  # fmt: skip
+
+    def enqueue(self, commands: Sequence[Command]) -> None:
+        if not commands:
+            return
+        now = utcnow()
+        self._executemany(
+            "insert_command",
+            [
+                (c.command_id, c.execution_id, c.kind, c.step, c.iteration, c.attempt,
+                 dumps(c.payload) if c.payload else None, c.not_before, c.pool, c.lease_owner,
+                 c.lease_expires_at, 1 if c.lease_owner else 0, c.started_event_id, now)
+                for c in commands
+            ],
+        )  # fmt: skip
+        pools = {c.pool or "default" for c in commands if c.lease_owner is None}
+        for pool in sorted(pools):
+            self._fetch("notify_commands", (pool,))
+
+    def complete(self, command_id: int, owner: str) -> bool:
+        return self._execute("complete_command", (command_id, owner)) == 1
+
+    def delete_command(self, command_id: int) -> None:
+        self._execute("delete_command", (command_id,))
+
+    def drop_commands(self, execution_id: int) -> None:
+        self._execute("drop_commands", (execution_id,))
+
+    def park(self, command_id: int, holder: str) -> None:
+        self._execute("park_command", (holder, command_id))
+
+    def claim(
+        self,
+        owner: str,
+        now: float,
+        lease_until: float,
+        limit: int,
+        execution_id: int | None = None,
+        pool: str | None = None,
+    ) -> list[Command]:
+        params = {
+            "owner": owner, "lease_until": lease_until, "now": now, "limit": limit,
+            "execution_id": execution_id, "pool": pool,
+        }  # fmt: skip
+        with self.transaction():
+            return [self._command(r) for r in self._fetch("claim_commands", params)]
+
+    def next_due(self, execution_id: int | None = None) -> float | None:
+        rows = self._fetch("next_due", {"execution_id": execution_id})
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+    def heartbeat(self, owner: str, lease_until: float) -> None:
+        with self.transaction():
+            self._execute("heartbeat", (lease_until, owner))
+
+    def lease_owners(self) -> list[str]:
+        return [r[0] for r in self._fetch("lease_owners")]
+
+    def release_owner(self, owner: str) -> None:
+        with self.transaction():
+            self._execute("release_owner", (owner,))
+
+    def release_command(self, command_id: int, owner: str) -> None:
+        with self.transaction():
+            self._execute("release_command", (command_id, owner))
+
+    def commands_of(self, execution_id: int) -> list[Command]:
+        return [self._command(r) for r in self._fetch("commands_of_execution", (execution_id,))]
+
+    # --- workers -----------------------------------------------------------------------
+
+    def register_worker(self, worker_id: str, pool: str | None, concurrency: int) -> None:
+        with self.transaction():
+            self._execute(
+                "register_worker",
+                (
+                    worker_id,
+                    pool,
+                    socket.gethostname(),
+                    os.getpid(),
+                    concurrency,
+                    "running",
+                    utcnow(),
+                    time.time(),
+                ),
+            )
+
+    def worker_heartbeat(self, worker_id: str, status: str = "running") -> None:
+        with self.transaction():
+            self._execute("worker_heartbeat", (time.time(), status, worker_id))
+
+    def deregister_worker(self, worker_id: str) -> None:
+        with self.transaction():
+            self._execute("delete_worker", (worker_id,))
+
+    def list_workers(self) -> list[WorkerRow]:
+        return [
+            WorkerRow(r[0], r[1], r[2], r[3], r[4], r[5], self._ts(r[6]), float(r[7]))
+            for r in self._fetch("list_workers")
+        ]
+
+    # --- catalog -----------------------------------------------------------------------
+
+    def _catalog(self, r: Sequence[Any], content: str | None = None) -> CatalogEntry:
+        return CatalogEntry(r[0], r[1], r[2], r[3], r[4], self._ts(r[5]), content)
+
+    def catalog_register(
+        self, path: str, content: str, content_hash: str, source_file: str | None
+    ) -> CatalogEntry:
+        with self.transaction():
+            self._fetch("catalog_lock", (path,))
+            rows = self._fetch("catalog_by_hash", (path, content_hash))
+            if rows:
+                return self._catalog(rows[0])
+            version = int(self._fetch("catalog_next_version", (path,))[0][0])
+            entry = CatalogEntry(
+                new_id(), path, version, content_hash, source_file, utcnow(), content
+            )
+            self._execute(
+                "catalog_insert",
+                (
+                    entry.catalog_id,
+                    path,
+                    version,
+                    content,
+                    content_hash,
+                    source_file,
+                    entry.created_at,
+                ),
+            )
+            return entry
+
+    def catalog_get(self, path: str, version: int | None = None) -> CatalogEntry | None:
+        rows = self._fetch("catalog_get", (path, version, version))
+        if not rows:
+            return None
+        catalog_id, path_, version_, content, content_hash, source_file, created_at = rows[0]
+        return CatalogEntry(
+            catalog_id, path_, version_, content_hash, source_file, self._ts(created_at), content
+        )
+
+    def catalog_list(self) -> list[CatalogEntry]:
+        return [self._catalog(r) for r in self._fetch("catalog_list")]
+
+
+def outbox_row(e: Event) -> tuple[Any, ...]:
+    return (
+        e.event_id,
+        e.execution_id,
+        e.seq,
+        subject_for(e),
+        orjson.dumps(e.to_dict(), default=str).decode(),
+    )
+
+
+def split_statements(script: str, complete: Any = None) -> Iterator[str]:
+    """Statements of a SQL script (``;``-terminated; comment lines dropped)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        done = complete(buffer) if complete else buffer.rstrip().endswith(";")
+        if done:
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        yield buffer.strip()
