@@ -80,7 +80,7 @@ class Engine:
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
         self.processes = ProcessPool(processes or max(2, os.cpu_count() or 2))
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="playloop-step")
+        self._executor = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="playloop-step")
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._flows: dict[tuple[str, int, int], Flow] = {}
         self._listeners: list[EventListener] = []
@@ -100,6 +100,7 @@ class Engine:
         self._wake = True
         self._more = False
         self._last_claim = 0.0
+        self._last_reap = 0.0
         self._draining = False
         self._listener: CommandListener | None = None
 
@@ -137,14 +138,19 @@ class Engine:
         return future.result()
 
     def wait(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
-        """Block until the execution ends; return its summary."""
+        """Block until the execution ends (whichever process advances it); return its summary."""
         done = self._done_event(execution_id)
-        row = self.store.get_execution(execution_id)
-        if row is None:
-            raise UnknownExecution(f"no execution {execution_id}")
-        if row.status in ("running", "paused") and not done.wait(timeout):
-            raise TimeoutError(f"execution {execution_id} still running after {timeout}s")
-        return self.summary(execution_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            row = self.store.get_execution(execution_id)
+            if row is None:
+                raise UnknownExecution(f"no execution {execution_id}")
+            if row.status not in ("running", "paused"):
+                return self.summary(execution_id)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"execution {execution_id} still running after {timeout}s")
+            wait = 0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))
+            done.wait(wait)
 
     def run(
         self,
@@ -414,6 +420,12 @@ class Engine:
         else:
             for future, value in futures:
                 future.set_result(value)
+        if self.claim_any and now - self._last_reap > 5.0:
+            self._last_reap = now
+            for owner in self.store.lease_owners():
+                if owner_is_dead(owner):  # a worker on this host died (kill -9): free its steps
+                    self.store.release_owner(owner)
+                    self._wake = True
         if now - self._last_heartbeat > self.lease_seconds / 3 and (
             self._in_flight or self.worker_id
         ):

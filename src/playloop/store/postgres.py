@@ -125,6 +125,9 @@ class PostgresStore(SqlStore):
     def _ts(self, value: Any) -> Any:
         return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
 
+    def _json(self, value: Any) -> Any:
+        return value  # psycopg decodes JSONB
+
     def close(self) -> None:
         self.pool.close()
 

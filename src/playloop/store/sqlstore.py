@@ -32,10 +32,8 @@ def dumps(value: Any) -> str | None:
 
 
 def loads(value: Any) -> Any:
-    """JSON columns: text in SQLite, already decoded by psycopg for JSONB."""
-    if value is None or not isinstance(value, str | bytes):
-        return value
-    return orjson.loads(value)
+    """A JSON column stored as text (SQLite)."""
+    return None if value is None else orjson.loads(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +77,10 @@ class SqlStore:
         """A timestamp column's value as the ISO string events carry."""
         return value
 
+    def _json(self, value: Any) -> Any:
+        """A JSON column's value (SQLite: text to decode; PostgreSQL's JSONB: decoded)."""
+        return loads(value)
+
     def close(self) -> None:
         raise NotImplementedError
 
@@ -97,8 +99,8 @@ class SqlStore:
             event_id=r[0], execution_id=r[1], seq=r[2], parent_execution_id=r[3],
             parent_event_id=r[4], playbook_path=r[5], playbook_version=r[6], event_type=r[7],
             step_name=r[8], status=r[9], attempt=r[10], iteration=r[11], duration_ms=r[12],
-            error_type=r[13], error_message=r[14], context=loads(r[15]), result=loads(r[16]),
-            meta=loads(r[17]), actor=r[18], created_at=self._ts(r[19]),
+            error_type=r[13], error_message=r[14], context=self._json(r[15]), result=self._json(r[16]),
+            meta=self._json(r[17]), actor=r[18], created_at=self._ts(r[19]),
         )  # fmt: skip
 
     def append(self, events: Sequence[Event]) -> None:
@@ -158,7 +160,7 @@ class SqlStore:
     def _command(self, r: Sequence[Any]) -> Command:
         return Command(
             command_id=r[0], execution_id=r[1], kind=r[2], step=r[3], iteration=r[4],
-            attempt=r[5], payload=loads(r[6]) or {}, not_before=r[7], pool=r[8],
+            attempt=r[5], payload=self._json(r[6]) or {}, not_before=r[7], pool=r[8],
             lease_owner=r[9], lease_expires_at=r[10], claims=r[11], started_event_id=r[12],
         )  # fmt: skip
 
@@ -260,6 +262,9 @@ class SqlStore:
             WorkerRow(r[0], r[1], r[2], r[3], r[4], r[5], self._ts(r[6]), float(r[7]))
             for r in self._fetch("list_workers")
         ]
+
+    def schema_versions(self) -> list[int]:
+        return [int(r[0]) for r in self._fetch("schema_versions")]
 
     # --- catalog -----------------------------------------------------------------------
 
