@@ -101,6 +101,7 @@ class Engine:
         self._more = False
         self._last_claim = 0.0
         self._last_reap = 0.0
+        self._failures = 0
         self._draining = False
         self._listener: CommandListener | None = None
 
@@ -142,7 +143,14 @@ class Engine:
         done = self._done_event(execution_id)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            row = self.store.get_execution(execution_id)
+            try:
+                row = self.store.get_execution(execution_id)
+            except Exception:  # the database restarting: keep waiting until the deadline
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                log.debug("wait: store unavailable", exc_info=True)
+                time.sleep(0.2)
+                continue
             if row is None:
                 raise UnknownExecution(f"no execution {execution_id}")
             if row.status not in ("running", "paused"):
@@ -302,13 +310,20 @@ class Engine:
                 return
             try:
                 self._step(items)
+                self._failures = 0
             except Exception as exc:  # keep the loop alive; nothing of the batch was written
                 log.exception("engine loop error")
                 self._recover(items, exc)
 
     def _recover(self, items: list[tuple[Any, ...]], exc: Exception) -> None:
-        """Fail this batch's requests; retry its reports, then hand their commands back."""
-        time.sleep(0.05)
+        """Fail this batch's requests; retry its reports, then hand their commands back.
+
+        A database restart makes every commit fail for a few seconds: reports are retried
+        with a growing pause (up to a minute in all) before the command is released for
+        another worker to run again.
+        """
+        self._failures += 1
+        time.sleep(min(0.05 * 2 ** min(self._failures, 5), 1.0))
         for item in items:
             future = item[-1]
             if isinstance(future, Future):
@@ -316,7 +331,7 @@ class Engine:
                     future.set_exception(exc)
             elif item[0] == "signal":
                 tries = item[3] if len(item) > 3 else 0
-                if tries < 5:
+                if tries < 60:
                     self._in_flight += 1  # _step counted it as done
                     self._inbox.put(("signal", item[1], item[2], tries + 1))
                 else:
