@@ -9,6 +9,7 @@ from playloop.engine.events import Event, UnknownEventType, new_id, utcnow
 from playloop.store.base import DuplicateEvent, ReadOnlyQuery
 from playloop.store.queries import migrations, queries, sql_text
 from playloop.store.sqlite import SqliteStore, connect, migrate
+from playloop.store.sqlstore import split_statements
 
 
 def _event(execution_id: int, seq: int, event_type: str = "execution.started") -> Event:
@@ -55,11 +56,8 @@ def test_fresh_schema_equals_all_migrations_applied(tmp_path: Path) -> None:
     migrated = tmp_path / "migrated.db"
     conn = connect(migrated)
     for _, _, script in migrations("sqlite"):
-        for statement in script.split(";"):
-            if statement.strip() and not all(
-                line.strip().startswith("--") or not line.strip() for line in statement.splitlines()
-            ):
-                conn.execute(statement)
+        for statement in split_statements(script, sqlite3.complete_statement):
+            conn.execute(statement)
     conn.close()
     assert _schema(fresh) == _schema(migrated)
     assert "CREATE TABLE IF NOT EXISTS noetl.event" in sql_text("sqlite", "schema.sql")

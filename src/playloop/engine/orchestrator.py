@@ -92,8 +92,13 @@ class Orchestrator:
 
     # --- reads -------------------------------------------------------------------------
 
-    def state(self, execution_id: int, *, refresh: bool = True) -> ExecutionState:
-        """The execution's state, folded forward from the store when it has moved on."""
+    def state(
+        self, execution_id: int, *, refresh: bool = True, stored_seq: int | None = None
+    ) -> ExecutionState:
+        """The execution's state, folded forward from the store when it has moved on.
+
+        ``stored_seq`` is the last seq in the store when the caller already read it.
+        """
         state = self.states.get(execution_id)
         if state is None:
             events = self.store.read_events(execution_id)
@@ -102,7 +107,7 @@ class Orchestrator:
             state = fold(events)
             self.states[execution_id] = state
         elif refresh:
-            stored = self.store.max_seq(execution_id)
+            stored = self.store.max_seq(execution_id) if stored_seq is None else stored_seq
             if stored != state.last_seq:
                 fold(self.store.read_events(execution_id, state.last_seq), state)
         return state
@@ -241,8 +246,8 @@ class Orchestrator:
                         continue  # our lease expired and another worker took the command over
                 else:
                     self.store.delete_command(cmd.command_id)
-            self.store.lock_execution(execution_id)
-            state = self.state(execution_id)
+            stored_seq = self.store.lock_execution(execution_id)
+            state = self.state(execution_id, stored_seq=stored_seq)
             was_running = state.event_count > 0
             decision = decide(self.flow(execution_id), state, signal, now)
             self._collect(state, decision.events, decision.commands, out, new_commands)

@@ -68,7 +68,6 @@ class PostgresStore(SqlStore):
             min_size=min_size,
             max_size=max_size,
             open=True,
-            check=ConnectionPool.check_connection,
             kwargs={"autocommit": True},
             name="playloop",
         )
@@ -80,15 +79,25 @@ class PostgresStore(SqlStore):
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """One transaction in pipeline mode: statements whose results are not read are sent
+        together, so a step's whole write (events, commands, COMMIT) is one round trip."""
         if getattr(self._local, "conn", None) is not None:
             yield
             return
-        with self.pool.connection() as conn, conn.transaction():
-            self._local.conn = conn
-            try:
-                yield
-            finally:
-                self._local.conn = None
+        try:
+            with self.pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
+                self._local.conn = conn
+                self._local.pipeline = pipeline
+                try:
+                    yield
+                finally:
+                    self._local.conn = self._local.pipeline = None
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "event_execution_seq":
+                raise DuplicateEvent(
+                    f"an event with this (execution_id, seq) is already stored: {exc}"
+                ) from None
+            raise
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
@@ -101,26 +110,27 @@ class PostgresStore(SqlStore):
 
     def _fetch(self, name: str, params: Params = ()) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
-            cur = conn.execute(self._q[name].encode(), params)
-            return cur.fetchall() if cur.description else []
+            return conn.execute(self._q[name].encode(), params).fetchall()
 
     def _execute(self, name: str, params: Params = ()) -> int:
         with self._connection() as conn:
-            return conn.execute(self._q[name].encode(), params).rowcount
+            cur = conn.execute(self._q[name].encode(), params)
+            pipeline = getattr(self._local, "pipeline", None)
+            if pipeline is not None:
+                pipeline.sync()  # the row count is known only once the server answered
+            return cur.rowcount
+
+    def _send(self, name: str, params: Params = ()) -> None:
+        with self._connection() as conn:
+            conn.execute(self._q[name].encode(), params)
 
     def _executemany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
         with self._connection() as conn, conn.cursor() as cur:
             cur.executemany(self._q[name].encode(), rows)
 
     def _insert_events(self, events: Sequence[Event]) -> None:
-        try:
-            self._executemany("insert_event", [self.event_row(e) for e in events])
-        except psycopg.errors.UniqueViolation as exc:
-            first = events[0]
-            raise DuplicateEvent(
-                f"execution {first.execution_id}: an event with one of seq "
-                f"{[e.seq for e in events]} is already stored ({exc.diag.message_primary})"
-            ) from None
+        # a duplicate (execution_id, seq) surfaces when the pipeline syncs: see transaction()
+        self._executemany("insert_event", [self.event_row(e) for e in events])
 
     def _ts(self, value: Any) -> Any:
         return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value

@@ -124,9 +124,6 @@ class SqliteStore(SqlStore):
         with self._lock:
             self._conn.executemany(self._q[name], rows)
 
-    def lock_execution(self, execution_id: int) -> None:
-        """``BEGIN IMMEDIATE`` already excludes every other writer."""
-
     def _insert_events(self, events: Sequence[Event]) -> None:
         try:
             self._executemany("insert_event", [self.event_row(e) for e in events])

@@ -70,6 +70,10 @@ class SqlStore:
     def _executemany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
         raise NotImplementedError
 
+    def _send(self, name: str, params: Params = ()) -> None:
+        """A statement whose row count nobody reads (PostgreSQL pipelines it)."""
+        self._execute(name, params)
+
     def _insert_events(self, events: Sequence[Event]) -> None:
         raise NotImplementedError
 
@@ -114,9 +118,9 @@ class SqlStore:
             if self.outbox_enabled:
                 self._executemany("insert_outbox", [outbox_row(e) for e in events])
 
-    def lock_execution(self, execution_id: int) -> None:
-        """Serialise deciders of one execution (a no-op where the transaction already does)."""
-        self._fetch("lock_execution", (execution_id,))
+    def lock_execution(self, execution_id: int) -> int:
+        """Lock the execution for this transaction; return its last stored ``seq``."""
+        return int(self._fetch("lock_execution", (execution_id,))[0][0])
 
     def max_seq(self, execution_id: int) -> int:
         return int(self._fetch("max_seq", (execution_id,))[0][0])
@@ -127,7 +131,7 @@ class SqlStore:
         ]
 
     def upsert_execution(self, row: ExecutionRow) -> None:
-        self._execute(
+        self._send(
             "upsert_execution",
             (row.execution_id, row.playbook_path, row.playbook_version, row.parent_execution_id,
              row.status, row.started_at, row.ended_at, row.last_seq, row.error_message),
@@ -185,13 +189,13 @@ class SqlStore:
         return self._execute("complete_command", (command_id, owner)) == 1
 
     def delete_command(self, command_id: int) -> None:
-        self._execute("delete_command", (command_id,))
+        self._send("delete_command", (command_id,))
 
     def drop_commands(self, execution_id: int) -> None:
-        self._execute("drop_commands", (execution_id,))
+        self._send("drop_commands", (execution_id,))
 
     def park(self, command_id: int, holder: str) -> None:
-        self._execute("park_command", (holder, command_id))
+        self._send("park_command", (holder, command_id))
 
     def claim(
         self,
@@ -215,18 +219,18 @@ class SqlStore:
 
     def heartbeat(self, owner: str, lease_until: float) -> None:
         with self.transaction():
-            self._execute("heartbeat", (lease_until, owner))
+            self._send("heartbeat", (lease_until, owner))
 
     def lease_owners(self) -> list[str]:
         return [r[0] for r in self._fetch("lease_owners")]
 
     def release_owner(self, owner: str) -> None:
         with self.transaction():
-            self._execute("release_owner", (owner,))
+            self._send("release_owner", (owner,))
 
     def release_command(self, command_id: int, owner: str) -> None:
         with self.transaction():
-            self._execute("release_command", (command_id, owner))
+            self._send("release_command", (command_id, owner))
 
     def commands_of(self, execution_id: int) -> list[Command]:
         return [self._command(r) for r in self._fetch("commands_of_execution", (execution_id,))]
@@ -235,7 +239,7 @@ class SqlStore:
 
     def register_worker(self, worker_id: str, pool: str | None, concurrency: int) -> None:
         with self.transaction():
-            self._execute(
+            self._send(
                 "register_worker",
                 (
                     worker_id,
@@ -251,11 +255,11 @@ class SqlStore:
 
     def worker_heartbeat(self, worker_id: str, status: str = "running") -> None:
         with self.transaction():
-            self._execute("worker_heartbeat", (time.time(), status, worker_id))
+            self._send("worker_heartbeat", (time.time(), status, worker_id))
 
     def deregister_worker(self, worker_id: str) -> None:
         with self.transaction():
-            self._execute("delete_worker", (worker_id,))
+            self._send("delete_worker", (worker_id,))
 
     def list_workers(self) -> list[WorkerRow]:
         return [
@@ -283,7 +287,7 @@ class SqlStore:
             entry = CatalogEntry(
                 new_id(), path, version, content_hash, source_file, utcnow(), content
             )
-            self._execute(
+            self._send(
                 "catalog_insert",
                 (
                     entry.catalog_id,
@@ -321,13 +325,14 @@ def outbox_row(e: Event) -> tuple[Any, ...]:
 
 
 def split_statements(script: str, complete: Any = None) -> Iterator[str]:
-    """Statements of a SQL script (``;``-terminated; comment lines dropped)."""
+    """Statements of a SQL script (``;``-terminated; comment lines dropped; ``$$`` bodies kept)."""
     buffer = ""
     for line in script.splitlines(keepends=True):
         if line.lstrip().startswith("--"):
             continue
         buffer += line
-        done = complete(buffer) if complete else buffer.rstrip().endswith(";")
+        in_body = buffer.count("$$") % 2 == 1
+        done = complete(buffer) if complete else (not in_body and buffer.rstrip().endswith(";"))
         if done:
             if buffer.strip():
                 yield buffer.strip()

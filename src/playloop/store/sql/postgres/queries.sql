@@ -11,7 +11,7 @@ INSERT INTO noetl.event (
 INSERT INTO noetl.outbox (event_id, execution_id, seq, subject, payload) VALUES (%s, %s, %s, %s, %s)
 
 -- name: lock_execution
-SELECT pg_advisory_xact_lock(%s)
+SELECT noetl.lock_execution(%s)
 
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = %s

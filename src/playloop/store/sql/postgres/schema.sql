@@ -109,3 +109,11 @@ CREATE TABLE IF NOT EXISTS noetl.api_token (
     revoked_at TIMESTAMPTZ
 );
 CREATE UNIQUE INDEX IF NOT EXISTS api_token_hash ON noetl.api_token (token_hash);
+
+CREATE OR REPLACE FUNCTION noetl.lock_execution(p_execution_id BIGINT) RETURNS INTEGER
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(p_execution_id);
+    RETURN (SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = p_execution_id);
+END
+$$;

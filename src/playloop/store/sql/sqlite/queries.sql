@@ -126,7 +126,7 @@ SELECT version FROM noetl.schema_version ORDER BY version
 INSERT INTO noetl.schema_version (version, applied_at) VALUES (?, ?)
 
 -- name: lock_execution
-SELECT ?
+SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = ?
 
 -- name: notify_commands
 SELECT ?
