@@ -35,6 +35,7 @@ from playloop.engine.orchestrator import (
 )
 from playloop.engine.signals import Cancel, Outcome, Signal, Start
 from playloop.engine.state import ExecutionState, fold
+from playloop.export import OutboxPublisher
 from playloop.store.open import database_url, open_store
 from playloop.worker.execute import execute
 
@@ -104,6 +105,11 @@ class Engine:
         self._failures = 0
         self._draining = False
         self._listener: CommandListener | None = None
+        #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
+        self.publisher = OutboxPublisher.start_if_configured(self.store)
+        if self.publisher is not None:
+            publisher = self.publisher
+            self.subscribe(lambda _events: publisher.notify())
 
     # --- public API --------------------------------------------------------------------
 
@@ -249,6 +255,8 @@ class Engine:
             self._thread.join(timeout=30)
         self.processes.close()  # user code still running is killed; its commands stay leased
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self.publisher is not None:
+            self.publisher.stop()  # publishes what is waiting while NATS answers
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -180,7 +180,11 @@ def consume(
 def make_engine(home: Path, db_url: str, nats_url: str, monkeypatch: pytest.MonkeyPatch) -> Engine:
     """An engine whose store writes the outbox (the variable is read when the store opens)."""
     monkeypatch.setenv("PLAYLOOP_NATS_URL", nats_url)
-    return Engine(home, db=db_url, concurrency=8, processes=2)
+    engine = Engine(home, db=db_url, concurrency=8, processes=2)
+    if engine.publisher is not None:  # these tests start and stop publishers themselves
+        engine.publisher.stop()
+        engine.publisher = None
+    return engine
 
 
 def attach_publisher(engine: Engine, nats_url: str, **options: object) -> OutboxPublisher:

@@ -68,3 +68,19 @@ def test_start_if_configured_needs_the_variable(
         finally:
             publisher.stop()
         assert publisher.stats.published == len(engine.events(int(summary["execution_id"])))
+
+
+def test_the_engine_streams_its_events_when_configured(
+    tmp_path: Path, db_url: str, nats_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from playloop.runtime import Engine
+
+    monkeypatch.setenv("PLAYLOOP_NATS_URL", nats_url)
+    with Engine(tmp_path / "home", db=db_url, processes=2) as engine:
+        assert engine.publisher is not None
+        execution_id = engine.start(ROOT / "examples" / "hello.yaml")
+        assert engine.wait(execution_id, timeout=60)["status"] == "completed"
+        assert engine.publisher.wait_published(timeout=30)
+        table = {execution_id: engine.events(execution_id)}
+    messages = consume(nats_url, len(table[execution_id]))
+    assert_exactly_once_in_order(messages, table)
