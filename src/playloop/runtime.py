@@ -36,11 +36,11 @@ from playloop.engine.orchestrator import (
 from playloop.engine.signals import Cancel, Outcome, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
-from playloop.store.open import database_url, open_store
+from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
-    from playloop.worker.listen import CommandListener
+    from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
 log = logging.getLogger("playloop")
@@ -104,7 +104,7 @@ class Engine:
         self._last_reap = 0.0
         self._failures = 0
         self._draining = False
-        self._listener: CommandListener | None = None
+        self._listener: Listener | None = None
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -147,6 +147,7 @@ class Engine:
     def wait(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Block until the execution ends (whichever process advances it); return its summary."""
         done = self._done_event(execution_id)
+        self._listen(worker=False)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
@@ -164,7 +165,8 @@ class Engine:
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"execution {execution_id} still running after {timeout}s")
             wait = 0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))
-            done.wait(wait)
+            if done.wait(wait):
+                done.clear()  # woken (maybe by a reconnect): look at the store again
 
     def run(
         self,
@@ -211,6 +213,33 @@ class Engine:
     def summary(self, execution_id: int) -> dict[str, Any]:
         return summarize(self.state(execution_id))
 
+    def _listen(self, *, worker: bool) -> None:
+        """On PostgreSQL, hear about finished executions (and queued commands, as a worker)."""
+        if not is_postgres(self.db_url) or (self._listener is not None and not worker):
+            return
+        from playloop.worker.listen import COMMANDS, EXECUTIONS, Listener
+
+        if self._listener is not None:
+            self._listener.stop()
+        handlers = {EXECUTIONS: self._execution_ended}
+        if worker:
+            handlers[COMMANDS] = self._commands_queued
+        self._listener = Listener(self.db_url, handlers).start()
+
+    def _execution_ended(self, payload: str | None) -> None:
+        with self._lock:
+            if payload is None:  # reconnected: anything may have ended meanwhile
+                waiting = list(self._done.values())
+            else:
+                found = self._done.get(int(payload)) if payload.isdigit() else None
+                waiting = [found] if found is not None else []
+        for event in waiting:
+            event.set()
+
+    def _commands_queued(self, payload: str | None) -> None:
+        if payload is None or self.pool is None or payload == self.pool:
+            self.wake()
+
     def wake(self) -> None:
         """Something may be claimable (a notification, a timer): look on the next turn."""
         self._inbox.put(("wake",))
@@ -219,10 +248,7 @@ class Engine:
         """Become a worker: register, listen for queued commands and run them until closed."""
         self.worker_id = worker_id or self.owner
         self.store.register_worker(self.worker_id, self.pool, self.concurrency)
-        if self.db_url.startswith(("postgresql://", "postgres://")):
-            from playloop.worker.listen import CommandListener
-
-            self._listener = CommandListener(self.db_url, self.wake, self.pool).start()
+        self._listen(worker=True)
         self._send(("wake",))
 
     def drain(self, timeout: float = 30.0) -> int:

@@ -136,6 +136,8 @@ class SqlStore:
             (row.execution_id, row.playbook_path, row.playbook_version, row.parent_execution_id,
              row.status, row.started_at, row.ended_at, row.last_seq, row.error_message),
         )  # fmt: skip
+        if row.status not in ("running", "paused"):
+            self._send("notify_execution_ended", (str(row.execution_id),))
 
     def _execution(self, r: Sequence[Any]) -> ExecutionRow:
         return ExecutionRow(

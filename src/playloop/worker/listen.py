@@ -1,33 +1,37 @@
-"""Wake idle workers when commands are queued: PostgreSQL ``LISTEN playloop_commands``."""
+"""PostgreSQL notifications: wake idle workers when commands are queued
+(``playloop_commands``, payload: the pool) and waiters when an execution ends
+(``playloop_executions``, payload: the execution id)."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import psycopg
 
 log = logging.getLogger("playloop.worker")
-CHANNEL = "playloop_commands"
+COMMANDS = "playloop_commands"
+EXECUTIONS = "playloop_executions"
 
 
-class CommandListener:
-    """A thread holding one connection in LISTEN; calls ``wake`` for our pool's notifications.
+class Listener:
+    """A thread holding one connection in LISTEN; calls ``handlers[channel](payload)``.
 
-    It reconnects with backoff when the database goes away (a restart), and calls ``wake``
-    after reconnecting, since notifications sent while it was down are lost.
+    It reconnects with backoff when the database goes away (a restart) and then calls every
+    handler with ``None``, since notifications sent while it was down are lost.
     """
 
-    def __init__(self, dsn: str, wake: Callable[[], None], pool: str | None = None) -> None:
+    def __init__(self, dsn: str, handlers: Mapping[str, Callable[[str | None], None]]) -> None:
         self.dsn = dsn
-        self.wake = wake
-        self.pool = pool
+        self.handlers = dict(handlers)
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="playloop-listen", daemon=True)
 
-    def start(self) -> CommandListener:
+    def start(self) -> Listener:
         self._thread.start()
+        self._ready.wait(5)
         return self
 
     def stop(self) -> None:
@@ -39,17 +43,20 @@ class CommandListener:
         while not self._stop.is_set():
             try:
                 with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
-                    conn.execute(f"LISTEN {CHANNEL}")
-                    self.wake()
+                    for channel in self.handlers:
+                        conn.execute(f"LISTEN {channel}".encode())
+                    self._ready.set()
+                    for handler in self.handlers.values():
+                        handler(None)
                     backoff = 0.1
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=0.5, stop_after=64):
-                            if self.pool is None or notify.payload == self.pool:
-                                self.wake()
-                                break
+                        for notify in conn.notifies(timeout=0.5, stop_after=256):
+                            on_notify = self.handlers.get(notify.channel)
+                            if on_notify is not None:
+                                on_notify(notify.payload)
             except psycopg.Error as exc:
                 if self._stop.is_set():
                     return
-                log.warning("command listener: %s; reconnecting in %.1fs", exc, backoff)
+                log.warning("listener: %s; reconnecting in %.1fs", exc, backoff)
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)

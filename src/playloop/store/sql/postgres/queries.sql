@@ -50,6 +50,9 @@ INSERT INTO noetl.command (
     lease_owner, lease_expires_at, claims, started_event_id, created_at
 ) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 
+-- name: notify_execution_ended
+SELECT pg_notify('playloop_executions', %s)
+
 -- name: notify_commands
 SELECT pg_notify('playloop_commands', %s)
 

@@ -128,6 +128,9 @@ INSERT INTO noetl.schema_version (version, applied_at) VALUES (?, ?)
 -- name: lock_execution
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = ?
 
+-- name: notify_execution_ended
+SELECT ?
+
 -- name: notify_commands
 SELECT ?
 
