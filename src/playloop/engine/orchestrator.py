@@ -240,13 +240,13 @@ class Orchestrator:
                     touched.add(child)
                 continue
             cmd = getattr(signal, "command", None)
-            if cmd is not None:
-                if check_lease:
-                    if not self.store.complete(cmd.command_id, owner):
-                        continue  # our lease expired and another worker took the command over
-                else:
-                    self.store.delete_command(cmd.command_id)
-            stored_seq = self.store.lock_execution(execution_id)
+            accepted, stored_seq = self.store.begin_signal(
+                execution_id,
+                cmd.command_id if cmd is not None else None,
+                owner if cmd is not None and check_lease else None,
+            )
+            if not accepted:
+                continue  # our lease expired and another worker took the command over
             state = self.state(execution_id, stored_seq=stored_seq)
             was_running = state.event_count > 0
             decision = decide(self.flow(execution_id), state, signal, now)

@@ -135,6 +135,12 @@ class PostgresStore(SqlStore):
     def _ts(self, value: Any) -> Any:
         return value.isoformat(timespec="microseconds") if isinstance(value, datetime) else value
 
+    def begin_signal(
+        self, execution_id: int, command_id: int | None, owner: str | None
+    ) -> tuple[bool, int]:
+        row = self._fetch("begin_signal", (execution_id, command_id, owner))[0]
+        return bool(row[0]), int(row[1])
+
     def _json(self, value: Any) -> Any:
         return value  # psycopg decodes JSONB
 

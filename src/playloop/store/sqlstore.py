@@ -122,6 +122,19 @@ class SqlStore:
         """Lock the execution for this transaction; return its last stored ``seq``."""
         return int(self._fetch("lock_execution", (execution_id,))[0][0])
 
+    def begin_signal(
+        self, execution_id: int, command_id: int | None, owner: str | None
+    ) -> tuple[bool, int]:
+        """Start handling a signal: complete its command (only if ``owner`` still holds it,
+        when given), lock the execution, and return (accepted, last stored seq)."""
+        if command_id is not None:
+            if owner is not None:
+                if not self.complete(command_id, owner):
+                    return False, 0
+            else:
+                self.delete_command(command_id)
+        return True, self.lock_execution(execution_id)
+
     def max_seq(self, execution_id: int) -> int:
         return int(self._fetch("max_seq", (execution_id,))[0][0])
 

@@ -13,6 +13,9 @@ INSERT INTO noetl.outbox (event_id, execution_id, seq, subject, payload) VALUES 
 -- name: lock_execution
 SELECT noetl.lock_execution(%s)
 
+-- name: begin_signal
+SELECT accepted, last_seq FROM noetl.begin_signal(%s, %s, %s)
+
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = %s
 
