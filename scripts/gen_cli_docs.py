@@ -24,6 +24,10 @@ COMMANDS = [
     ["sql"],
     ["catalog", "register"],
     ["catalog", "list"],
+    ["server", "start"],
+    ["token", "create"],
+    ["token", "list"],
+    ["token", "revoke"],
 ]
 
 
