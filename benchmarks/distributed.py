@@ -11,6 +11,7 @@ began running (that step's ``step.finished`` time minus its duration).
 from __future__ import annotations
 
 import argparse
+import itertools
 import signal
 import statistics
 import subprocess
@@ -26,7 +27,9 @@ from playloop.runtime import Engine
 WORKER = "import sys; from playloop.cli_worker import worker_app; worker_app(sys.argv[1:])"
 
 
-def start_workers(db: str, folder: Path, count: int, concurrency: int) -> list[subprocess.Popen[bytes]]:
+def start_workers(
+    db: str, folder: Path, count: int, concurrency: int
+) -> list[subprocess.Popen[bytes]]:
     procs = []
     for i in range(count):
         home = folder / f"worker{i}"
@@ -34,10 +37,23 @@ def start_workers(db: str, folder: Path, count: int, concurrency: int) -> list[s
         with (home / "log").open("ab") as log:
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-c", WORKER, "start", "--db", db, "--home", str(home),
-                     "--concurrency", str(concurrency), "--processes", "2"],
-                    stdout=log, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-c",
+                        WORKER,
+                        "start",
+                        "--db",
+                        db,
+                        "--home",
+                        str(home),
+                        "--concurrency",
+                        str(concurrency),
+                        "--processes",
+                        "2",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
             )
     time.sleep(1.5)
     return procs
@@ -47,7 +63,7 @@ def dispatch_latencies_ms(engine: Engine, execution_id: int) -> list[float]:
     """For each chained step: next tool start minus previous step's finish commit."""
     finished = [e for e in engine.events(execution_id) if e.event_type == "step.finished"]
     out = []
-    for prev, nxt in zip(finished, finished[1:], strict=False):
+    for prev, nxt in itertools.pairwise(finished):
         if nxt.duration_ms is None:
             continue
         prev_end = datetime.fromisoformat(prev.created_at).timestamp()
@@ -90,10 +106,14 @@ def main() -> None:
                         else:
                             ids = [client.start(flow) for _ in range(repeat)]
                             for execution_id in ids:
-                                assert client.wait(execution_id, timeout=600)["status"] == "completed"
+                                assert (
+                                    client.wait(execution_id, timeout=600)["status"] == "completed"
+                                )
                         figures.append(steps * repeat / (time.perf_counter() - started))
                     unit = "executions/s" if repeat > 1 else "steps/s"
-                    print(f"{name:24s} {max(figures):8.0f} {unit:13s} rounds: {' '.join(f'{f:.0f}' for f in figures)}")
+                    print(
+                        f"{name:24s} {max(figures):8.0f} {unit:13s} rounds: {' '.join(f'{f:.0f}' for f in figures)}"
+                    )
                 print(
                     f"dispatch latency (W1, {len(latencies)} hand-offs): p50 {statistics.median(latencies):.2f} ms, "
                     f"p99 {pct(latencies, 0.99):.2f} ms"

@@ -20,7 +20,8 @@ COMMANDS = [
     ["executions", "list"],
     ["executions", "show"],
     ["executions", "cancel"],
-    ["events"],
+    ["events", "show"],
+    ["events", "tail"],
     ["sql"],
     ["catalog", "register"],
     ["catalog", "list"],
@@ -28,6 +29,11 @@ COMMANDS = [
     ["token", "create"],
     ["token", "list"],
     ["token", "revoke"],
+    ["worker", "start"],
+    ["workers", "list"],
+    ["db", "init"],
+    ["db", "migrate"],
+    ["db", "status"],
 ]
 
 

@@ -13,7 +13,10 @@ import orjson
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
+from playloop.cli_events_tail import tail
+from playloop.cli_worker import db_app, worker_app, workers_app
 from playloop.dsl.errors import PlaybookError
 from playloop.engine.orchestrator import UnknownExecution
 from playloop.store.base import StoreError
@@ -33,6 +36,27 @@ app.add_typer(executions_app, name="executions")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(server_app, name="server")
 app.add_typer(token_app, name="token")
+
+
+class _EventsGroup(TyperGroup):
+    """``playloop events ID`` means ``playloop events show ID`` (both forms work)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # click.Context (vendored)
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["show", *args]
+        return super().parse_args(ctx, args)
+
+
+events_app = typer.Typer(
+    cls=_EventsGroup,
+    help="An execution's events (events ID), or the live NATS stream (events tail).",
+    no_args_is_help=True,
+)
+app.add_typer(events_app, name="events")
+events_app.command("tail")(tail)
+app.add_typer(worker_app, name="worker")
+app.add_typer(workers_app, name="workers")
+app.add_typer(db_app, name="db")
 
 err = Console(stderr=True)
 out = Console()
@@ -197,7 +221,7 @@ def schema() -> None:
     _print_json(json_schema())
 
 
-@app.command()
+@events_app.command("show")
 def events(
     execution_id: Annotated[str, typer.Argument(help="Execution id.")],
     home: HomeOption = None,
