@@ -138,10 +138,17 @@ class Engine:
         """Call ``listener`` with every batch of committed events (from the engine's thread)."""
         self._listeners.append(listener)
 
-    def start(self, playbook: str | Path | Flow, workload: Mapping[str, Any] | None = None) -> int:
+    def start(
+        self,
+        playbook: str | Path | Flow,
+        workload: Mapping[str, Any] | None = None,
+        *,
+        parent_execution_id: int | None = None,
+    ) -> int:
+        """Start an execution; ``parent_execution_id`` records lineage only."""
         flow = playbook if isinstance(playbook, Flow) else self.load(playbook)
         future: Future[int] = Future()
-        self._send(("start", flow, dict(workload or {}), future))
+        self._send(("start", flow, dict(workload or {}), parent_execution_id, future))
         return future.result()
 
     def wait(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
@@ -390,13 +397,18 @@ class Engine:
                 self._in_flight -= 1
                 signals.append((item[1], item[2]))
             elif kind == "start":
-                _, flow, workload, future = item
+                _, flow, workload, parent_execution_id, future = item
                 execution_id = new_id()
                 self.orchestrator.states[execution_id] = ExecutionState(execution_id=execution_id)
                 self.orchestrator.flows[execution_id] = flow
                 self._scope.add(execution_id)
                 self._done_event(execution_id)
-                signals.append((execution_id, Start(workload=workload)))
+                signals.append(
+                    (
+                        execution_id,
+                        Start(workload=workload, parent_execution_id=parent_execution_id),
+                    )
+                )
                 futures.append((future, execution_id))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item

@@ -110,7 +110,7 @@ class _Decider:
             status="running",
             playbook_path=self.flow.path,
             playbook_version=self.flow.version,
-            parent_execution_id=(parent or {}).get("execution_id"),
+            parent_execution_id=(parent or {}).get("execution_id", signal.parent_execution_id),
             parent_event_id=(parent or {}).get("event_id"),
             actor=signal.actor,
             context={"workload": workload, "entry": self.flow.entry},

@@ -15,9 +15,13 @@ from playloop.engine.commands import Command
 
 @dataclass(frozen=True, slots=True)
 class Start:
+    """Begin an execution. ``parent`` links a child to the step waiting for it;
+    ``parent_execution_id`` alone only records lineage (NoETL's execute request)."""
+
     workload: Mapping[str, Any] = field(default_factory=dict)
     actor: str | None = None
     parent: Mapping[str, Any] | None = None
+    parent_execution_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

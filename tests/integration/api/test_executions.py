@@ -86,7 +86,7 @@ def test_execute_body_rules(fresh: Live) -> None:
         assert expected in response.json()["error"]["message"], (body, response.json())
 
 
-def test_parent_execution_id_is_checked(fresh: Live) -> None:
+def test_parent_execution_id_is_checked_and_recorded(fresh: Live) -> None:
     fresh.register()
     parent = fresh.start()
     client = fresh.client("operator")
@@ -97,9 +97,12 @@ def test_parent_execution_id_is_checked(fresh: Live) -> None:
     known = client.post(
         "/api/execute", json={"path": "tests/api/chain", "parent_execution_id": str(parent)}
     )
-    assert known.status_code == 422
-    assert known.json()["error"]["code"] == "not_supported"
-    assert len(fresh.engine.store.list_executions()) == 1
+    assert known.status_code == 202, known.text
+    child = int(known.json()["execution_id"])
+    rows = {r.execution_id: r for r in fresh.engine.store.list_executions()}
+    assert set(rows) == {parent, child}
+    assert rows[child].parent_execution_id == parent
+    assert all(e.parent_execution_id == parent for e in fresh.engine.events(child))
 
 
 def test_list_filters_and_pages(fresh: Live) -> None:

@@ -81,17 +81,13 @@ def _catalog_entry(ctx: ApiContext, body: ExecuteRequest) -> CatalogEntry:
 @router.post("/api/execute", status_code=202, responses=documented_body(404))
 def execute(body: ExecuteRequest, ctx: Context, who: Operator) -> ExecuteResponse:
     """Start an execution of a catalog playbook; workers run its steps."""
+    parent = None
     if body.parent_execution_id is not None:
         existing(ctx, body.parent_execution_id)
-        raise ApiError(
-            422,
-            "parent_execution_id is not supported by this server's engine yet "
-            "(an execution cannot be recorded as another's child through the API)",
-            code="not_supported",
-        )
+        parent = int(body.parent_execution_id)
     entry = _catalog_entry(ctx, body)
     flow = ctx.flow(entry.path, entry.version)
-    execution_id = ctx.engine.start(flow, body.workload or {})
+    execution_id = ctx.engine.start(flow, body.workload or {}, parent_execution_id=parent)
     row = ctx.store.get_execution(execution_id)
     return ExecuteResponse(
         execution_id=str(execution_id),
