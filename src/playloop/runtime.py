@@ -84,6 +84,7 @@ class Engine:
         self._executor = ThreadPoolExecutor(max(1, concurrency), thread_name_prefix="playloop-step")
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._flows: dict[tuple[str, int, int], Flow] = {}
+        self._catalog_flows: dict[tuple[str, str], Flow] = {}
         self._listeners: list[EventListener] = []
         self._done: dict[int, threading.Event] = {}
         self._lock = threading.Lock()
@@ -301,13 +302,22 @@ class Engine:
     # --- flows -------------------------------------------------------------------------
 
     def _flow_from_catalog(self, path: str, version: str | None) -> Flow:
+        """A catalog version's flow; versions never change, so each is parsed once."""
+        if version and version.isdigit():
+            cached = self._catalog_flows.get((path, version))
+            if cached is not None:
+                return cached
         entry = self.store.catalog_get(
             path, int(version) if version and version.isdigit() else None
         )
         if entry is None or entry.content is None:
             raise PlaybookNotFound(f"playbook '{path}' version {version} is not in the catalog")
         flow = load_text(entry.content, filename=entry.source_file or path)
-        return dataclasses.replace(flow, version=str(entry.version), source_file=entry.source_file)
+        flow = dataclasses.replace(flow, version=str(entry.version), source_file=entry.source_file)
+        if len(self._catalog_flows) > 512:
+            self._catalog_flows.clear()
+        self._catalog_flows[(path, str(entry.version))] = flow
+        return flow
 
     def _resolve_child(self, parent: Flow, path: str) -> Flow:
         file = resolve_relative(parent, path)
