@@ -8,6 +8,7 @@ at once; commands are claimed with ``FOR UPDATE SKIP LOCKED``; queuing a command
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -76,60 +77,69 @@ class PostgresStore(SqlStore):
             migrate(conn)
 
     # --- primitives ------------------------------------------------------------------
+    #
+    # Round trips are what a step costs here, so a transaction batches its statements:
+    # statements whose results nobody reads are kept and sent with the next one that is
+    # read (or with COMMIT), as one multi-statement simple query with the parameters bound
+    # client-side by psycopg (``ClientCursor.mogrify`` quotes them). ``BEGIN`` travels with
+    # the first statement. A chain step is then two round trips: ``BEGIN; SELECT
+    # noetl.begin_signal(...)`` and ``INSERT ...; INSERT ...; COMMIT``.
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """One transaction in pipeline mode: statements whose results are not read are sent
-        together, so a step's whole write (events, commands, COMMIT) is one round trip."""
-        if getattr(self._local, "conn", None) is not None:
+        if getattr(self._local, "tx", None) is not None:
             yield
             return
-        try:
-            with self.pool.connection() as conn, conn.pipeline() as pipeline, conn.transaction():
-                self._local.conn = conn
-                self._local.pipeline = pipeline
-                try:
-                    yield
-                finally:
-                    self._local.conn = self._local.pipeline = None
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "event_execution_seq":
-                raise DuplicateEvent(
-                    f"an event with this (execution_id, seq) is already stored: {exc}"
-                ) from None
-            raise
+        with self.pool.connection() as conn:
+            tx = _Batch(conn)
+            self._local.tx = tx
+            try:
+                yield
+                tx.commit()
+            except BaseException:
+                tx.rollback()
+                raise
+            finally:
+                self._local.tx = None
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            yield conn
-        else:
-            with self.pool.connection() as pooled:
-                yield pooled
+        with self.pool.connection() as pooled:
+            yield pooled
 
     def _fetch(self, name: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            return tx.run(self._q[name], params).fetchall()
         with self._connection() as conn:
             return conn.execute(self._q[name].encode(), params).fetchall()
 
     def _execute(self, name: str, params: Params = ()) -> int:
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            return tx.run(self._q[name], params).rowcount
         with self._connection() as conn:
-            cur = conn.execute(self._q[name].encode(), params)
-            pipeline = getattr(self._local, "pipeline", None)
-            if pipeline is not None:
-                pipeline.sync()  # the row count is known only once the server answered
-            return cur.rowcount
+            return conn.execute(self._q[name].encode(), params).rowcount
 
     def _send(self, name: str, params: Params = ()) -> None:
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            tx.defer(self._q[name], params)
+            return
         with self._connection() as conn:
             conn.execute(self._q[name].encode(), params)
 
     def _executemany(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            for row in rows:
+                tx.defer(self._q[name], row)
+            return
         with self._connection() as conn, conn.cursor() as cur:
             cur.executemany(self._q[name].encode(), rows)
 
     def _insert_events(self, events: Sequence[Event]) -> None:
-        # a duplicate (execution_id, seq) surfaces when the pipeline syncs: see transaction()
+        # a duplicate (execution_id, seq) surfaces when the batch is sent: see _Batch
         self._executemany("insert_event", [self.event_row(e) for e in events])
 
     def _ts(self, value: Any) -> Any:
@@ -171,3 +181,49 @@ class PostgresStore(SqlStore):
             ) from None
         except psycopg.Error as exc:
             raise StoreError(f"SQL error: {exc}") from None
+
+
+class _Batch:
+    """Statements of one transaction, sent in as few round trips as their reads allow."""
+
+    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+        self.conn = conn
+        self.cursor = psycopg.ClientCursor(conn)
+        self.pending: list[str] = ["BEGIN"]
+        self.begun = False
+
+    def defer(self, query: str, params: Params) -> None:
+        self.pending.append(self.cursor.mogrify(query, params))
+
+    def run(self, query: str, params: Params) -> psycopg.ClientCursor[Any]:
+        """Send what is pending and this statement; the cursor holds this one's result."""
+        self.pending.append(self.cursor.mogrify(query, params))
+        self._flush()
+        return self.cursor
+
+    def commit(self) -> None:
+        if self.begun or len(self.pending) > 1:
+            self.pending.append("COMMIT")
+            self._flush()
+
+    def rollback(self) -> None:
+        self.pending.clear()
+        if self.begun and not self.conn.closed:
+            # a broken connection needs nothing: the server rolls back on its own
+            with contextlib.suppress(psycopg.Error):
+                self.conn.execute(b"ROLLBACK")
+
+    def _flush(self) -> None:
+        script = ";\n".join(self.pending)
+        self.pending = []
+        self.begun = True
+        try:
+            self.cursor.execute(script.encode())
+            while self.cursor.nextset():  # the caller reads the last statement's result
+                pass
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == "event_execution_seq":
+                raise DuplicateEvent(
+                    f"an event with this (execution_id, seq) is already stored: {exc.diag.message_detail}"
+                ) from None
+            raise
