@@ -523,6 +523,8 @@ class Engine:
             signal = Outcome(
                 command=cmd, ok=False, error_type=type(exc).__name__, error_message=str(exc)
             )
+        if isinstance(signal, Outcome):
+            signal = dataclasses.replace(signal, actor=self.worker_id or self.owner)
         self._inbox.put(("signal", cmd.execution_id, signal))
 
 

@@ -190,3 +190,17 @@ def test_catalog_register_list_and_validate_and_schema(tmp_path: Path) -> None:
     assert ok.returncode == 0 and "2 steps" in ok.stdout
     schema = json.loads(playloop("schema", home=tmp_path).stdout)
     assert schema["type"] == "object" and "workflow" in schema["properties"]
+
+
+def test_db_commands_and_workers_list(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 'playloop.db'}"
+    done = playloop("db", "init", "--db", url, home=tmp_path)
+    assert done.returncode == 0 and "schema at version" in done.stdout
+    status = playloop("db", "status", "--db", url, home=tmp_path)
+    assert (
+        status.returncode == 0
+        and "0001_initial.sql" in status.stdout
+        and "no" not in status.stdout.split()
+    )
+    listed = playloop("workers", "list", "--db", url, home=tmp_path)
+    assert listed.returncode == 0 and "worker" in listed.stdout

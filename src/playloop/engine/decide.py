@@ -57,6 +57,7 @@ class _Decider:
         self.now = now
         self.created_at = iso(now)
         self.out = Decision()
+        self.actor: str | None = None
 
     # --- entry -------------------------------------------------------------------------
 
@@ -67,6 +68,7 @@ class _Decider:
         elif s.terminal:
             return self.out
         elif isinstance(signal, Outcome):
+            self.actor = signal.actor
             self._outcome(signal)
         elif isinstance(signal, TimerFired):
             self._timer(signal.command)
@@ -88,6 +90,8 @@ class _Decider:
         fields.setdefault("playbook_path", s.playbook_path or self.flow.path)
         fields.setdefault("playbook_version", s.playbook_version or self.flow.version)
         fields.setdefault("parent_execution_id", s.parent_execution_id)
+        if self.actor is not None:
+            fields.setdefault("actor", self.actor)
         event = Event(
             execution_id=s.execution_id,
             seq=s.last_seq + 1,

@@ -37,6 +37,8 @@ class Outcome:
     timed_out: bool = False
     duration_ms: int | None = None
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: the worker that ran the command; recorded as the ``actor`` of the events it causes
+    actor: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
