@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -117,3 +118,38 @@ def test_advisory_lock_serialises_one_execution(store: PostgresStore) -> None:
         order.append("second")
     thread.join()
     assert order == ["first", "second"]
+
+
+def test_optimistic_decision_falls_back_when_another_process_moved_on(fresh_pg_url: str) -> None:
+    """A decides from its cached state; B appended first: A's batch is checked, then redone."""
+    from playloop.dsl.load import load_text
+    from playloop.engine.orchestrator import Orchestrator
+    from playloop.engine.signals import Cancel
+    from playloop.worker.execute import execute
+
+    flow = load_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: o, path: tests/optimistic}\n"
+        "workflow:\n  - step: a\n    tool: {kind: noop, result: 1}\n    next: [{step: b}]\n"
+        "  - step: b\n    tool: {kind: noop}\n"
+    )
+    store_a, store_b = PostgresStore(fresh_pg_url), PostgresStore(fresh_pg_url)
+    try:
+        a = Orchestrator(store_a, lambda p, v: flow, lambda f, p: flow)
+        b = Orchestrator(store_b, lambda p, v: flow, lambda f, p: flow)
+        assert a.optimistic
+        execution_id, out = a.start(flow, {}, owner="A", capacity=4, lease_seconds=30)
+        (command,) = out.leased
+        b.advance([(execution_id, Cancel(actor="B"))], owner="B", capacity=0, lease_seconds=30)
+        report = execute(command, processes=None, home=Path("."), playbook_file=None)
+        late = a.advance([(execution_id, report)], owner="A", capacity=4, lease_seconds=30)
+        assert late.events == [] and late.leased == []  # decided again on fresh state: ignored
+        events = store_a.read_events(execution_id)
+        assert [e.event_type for e in events] == [
+            "execution.started",
+            "step.started",
+            "execution.cancelled",
+        ]
+        assert [e.seq for e in events] == [1, 2, 3]
+    finally:
+        store_a.close()
+        store_b.close()

@@ -26,7 +26,7 @@ from playloop.engine.decide import decide
 from playloop.engine.events import TERMINAL_EXECUTION, Event, new_id
 from playloop.engine.signals import Outcome, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState, fold
-from playloop.store.base import EventStore, ExecutionRow
+from playloop.store.base import EventStore, ExecutionRow, StaleSignal
 
 #: a parked command (its step waits for a child execution) is held by this prefix
 CHILD_HOLDER = "child:"
@@ -89,6 +89,8 @@ class Orchestrator:
         self._resolve_child = resolve_child
         self.states: dict[int, ExecutionState] = {}
         self.flows: dict[int, Flow] = {}
+        #: decide first and let the store verify at commit (see ``advance``)
+        self.optimistic = store.dialect == "postgres"
 
     # --- reads -------------------------------------------------------------------------
 
@@ -164,7 +166,33 @@ class Orchestrator:
         executions in ``claim_for`` (or of any execution, with ``claim_any``) are claimed in
         the same transaction, and due timers fire. ``pool`` limits both to one worker pool
         (None: every pool).
+
+        Where the store can check it at commit (PostgreSQL), a signal for an execution whose
+        state is cached is decided optimistically: the store verifies, in the same round trip
+        as the writes, that the command was still ours and that no other process appended to
+        the execution meanwhile. If either failed, nothing was written and the batch is
+        decided again the careful way (lock, then read, then decide).
         """
+        args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
+        if self.optimistic:
+            try:
+                return self._advance(*args, optimistic=True)
+            except StaleSignal:
+                pass
+        return self._advance(*args, optimistic=False)
+
+    def _advance(
+        self,
+        signals: Sequence[tuple[int, Signal | SpawnChild]],
+        owner: str,
+        capacity: int,
+        lease_seconds: float,
+        claim_for: Sequence[int],
+        claim_any: bool,
+        pool: str | None,
+        *,
+        optimistic: bool,
+    ) -> Advanced:
         now = time.time()
         out = Advanced()
         touched: set[int] = set()
@@ -177,7 +205,7 @@ class Orchestrator:
                 first = True
                 while first or work:
                     first = False
-                    self._process(work, owner, now, out, new_commands, touched)
+                    self._process(work, owner, now, out, new_commands, touched, optimistic)
                     for cmd in new_commands:
                         if (
                             cmd.lease_owner is None
@@ -230,6 +258,7 @@ class Orchestrator:
         out: Advanced,
         new_commands: list[Command],
         touched: set[int],
+        optimistic: bool = False,
     ) -> None:
         while work:
             execution_id, signal, check_lease = work.popleft()
@@ -240,14 +269,23 @@ class Orchestrator:
                     touched.add(child)
                 continue
             cmd = getattr(signal, "command", None)
-            accepted, stored_seq = self.store.begin_signal(
-                execution_id,
-                cmd.command_id if cmd is not None else None,
-                owner if cmd is not None and check_lease else None,
-            )
-            if not accepted:
-                continue  # our lease expired and another worker took the command over
-            state = self.state(execution_id, stored_seq=stored_seq)
+            command_id = cmd.command_id if cmd is not None else None
+            lease_owner = owner if cmd is not None and check_lease else None
+            cached = self.states.get(execution_id)
+            if (
+                optimistic
+                and cached is not None
+                and cached.event_count > 0
+                and self.store.expect_signal(execution_id, command_id, lease_owner, cached.last_seq)
+            ):
+                state = cached  # checked by the store when the batch is sent
+            else:
+                accepted, stored_seq = self.store.begin_signal(
+                    execution_id, command_id, lease_owner
+                )
+                if not accepted:
+                    continue  # our lease expired and another worker took the command over
+                state = self.state(execution_id, stored_seq=stored_seq)
             was_running = state.event_count > 0
             decision = decide(self.flow(execution_id), state, signal, now)
             self._collect(state, decision.events, decision.commands, out, new_commands)

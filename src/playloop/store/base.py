@@ -25,6 +25,10 @@ class DuplicateEvent(StoreError):
     """An event with this (execution_id, seq) is already stored: the append was not applied."""
 
 
+class StaleSignal(StoreError):
+    """An optimistic decision was based on a state another process had moved on from."""
+
+
 class ReadOnlyQuery(StoreError):
     """Only read-only SQL (SELECT, WITH, EXPLAIN) may run here."""
 
@@ -66,6 +70,9 @@ class EventStore(Protocol):
     def begin_signal(
         self, execution_id: int, command_id: int | None, owner: str | None
     ) -> tuple[bool, int]: ...
+    def expect_signal(
+        self, execution_id: int, command_id: int | None, owner: str | None, last_seq: int
+    ) -> bool: ...
     def max_seq(self, execution_id: int) -> int: ...
     def read_events(self, execution_id: int, after_seq: int = 0) -> list[Event]: ...
     def upsert_execution(self, row: ExecutionRow) -> None: ...

@@ -19,11 +19,13 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from playloop.engine.events import Event
-from playloop.store.base import DuplicateEvent, ReadOnlyQuery, StoreError
+from playloop.store.base import DuplicateEvent, ReadOnlyQuery, StaleSignal, StoreError
 from playloop.store.queries import migrations, queries, sql_text
 from playloop.store.sqlstore import Params, SqlStore, split_statements
 
 DIALECT = "postgres"
+#: raised by noetl.expect_signal: the lease was lost, or another process appended
+STALE_SQLSTATES = frozenset({"PL001", "PL002"})
 #: advisory lock key serialising schema migrations across processes
 MIGRATION_LOCK = 0x706C6179  # "play"
 
@@ -151,6 +153,15 @@ class PostgresStore(SqlStore):
         row = self._fetch("begin_signal", (execution_id, command_id, owner))[0]
         return bool(row[0]), int(row[1])
 
+    def expect_signal(
+        self, execution_id: int, command_id: int | None, owner: str | None, last_seq: int
+    ) -> bool:
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is None:
+            return False
+        tx.defer(self._q["expect_signal"], (execution_id, command_id, owner, last_seq))
+        return True
+
     def _json(self, value: Any) -> Any:
         return value  # psycopg decodes JSONB
 
@@ -221,8 +232,13 @@ class _Batch:
             self.cursor.execute(script.encode())
             while self.cursor.nextset():  # the caller reads the last statement's result
                 pass
-        except psycopg.errors.UniqueViolation as exc:
-            if exc.diag.constraint_name == "event_execution_seq":
+        except psycopg.Error as exc:
+            if exc.sqlstate in STALE_SQLSTATES:
+                raise StaleSignal(exc.diag.message_primary or "stale") from None
+            if (
+                isinstance(exc, psycopg.errors.UniqueViolation)
+                and exc.diag.constraint_name == "event_execution_seq"
+            ):
                 raise DuplicateEvent(
                     f"an event with this (execution_id, seq) is already stored: {exc.diag.message_detail}"
                 ) from None

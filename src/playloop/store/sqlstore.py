@@ -135,6 +135,12 @@ class SqlStore:
                 self.delete_command(command_id)
         return True, self.lock_execution(execution_id)
 
+    def expect_signal(
+        self, execution_id: int, command_id: int | None, owner: str | None, last_seq: int
+    ) -> bool:
+        """Defer ``begin_signal``'s checks to commit, expecting ``last_seq``; False: not here."""
+        return False
+
     def max_seq(self, execution_id: int) -> int:
         return int(self._fetch("max_seq", (execution_id,))[0][0])
 

@@ -28,8 +28,16 @@ def execute(
     started = time.perf_counter()
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
 
-    def elapsed() -> int:
-        return int((time.perf_counter() - started) * 1000)
+    def failed(error_type: str, message: str, **extra: Any) -> Outcome:
+        return Outcome(
+            command=cmd,
+            ok=False,
+            error_type=error_type,
+            error_message=message,
+            duration_ms=int((time.perf_counter() - started) * 1000),
+            meta=meta,
+            **extra,
+        )
 
     try:
         impl = tool(payload["tool"])
@@ -45,56 +53,21 @@ def execute(
             processes=processes,
         )
         result = impl.run(config, dict(payload.get("input") or {}), ctx)
-        if isinstance(result, ChildExecution):
-            return SpawnChild(command=cmd, path=result.path, workload=dict(result.workload))
-        orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
     except ToolTimeout as exc:
-        return Outcome(
-            command=cmd,
-            ok=False,
-            error_type=exc.error_type,
-            error_message=exc.message,
-            timed_out=True,
-            duration_ms=elapsed(),
-            meta=meta,
-        )
+        return failed(exc.error_type, exc.message, timed_out=True)
     except ToolError as exc:
         if exc.details:
             meta["details"] = {k: v for k, v in exc.details.items() if k != "traceback"}
-        return Outcome(
-            command=cmd,
-            ok=False,
-            error_type=exc.error_type,
-            error_message=exc.message,
-            retry_after=exc.retry_after,
-            duration_ms=elapsed(),
-            meta=meta,
-        )
+        return failed(exc.error_type, exc.message, retry_after=exc.retry_after)
     except ValidationError as exc:
-        return Outcome(
-            command=cmd,
-            ok=False,
-            error_type="ConfigError",
-            error_message=f"step '{cmd.step}': tool config: {exc}",
-            duration_ms=elapsed(),
-            meta=meta,
-        )
-    except TypeError as exc:
-        return Outcome(
-            command=cmd,
-            ok=False,
-            error_type="ResultError",
-            error_message=f"step '{cmd.step}': result is not JSON-serialisable: {exc}",
-            duration_ms=elapsed(),
-            meta=meta,
-        )
+        return failed("ConfigError", f"step '{cmd.step}': tool config: {exc}")
     except Exception as exc:
-        return Outcome(
-            command=cmd,
-            ok=False,
-            error_type=type(exc).__name__,
-            error_message=str(exc),
-            duration_ms=elapsed(),
-            meta=meta,
-        )
-    return Outcome(command=cmd, ok=True, result=result, duration_ms=elapsed(), meta=meta)
+        return failed(type(exc).__name__, str(exc))
+    if isinstance(result, ChildExecution):
+        return SpawnChild(command=cmd, path=result.path, workload=dict(result.workload))
+    try:
+        orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError as exc:
+        return failed("ResultError", f"step '{cmd.step}': result is not JSON-serialisable: {exc}")
+    duration_ms = int((time.perf_counter() - started) * 1000)
+    return Outcome(command=cmd, ok=True, result=result, duration_ms=duration_ms, meta=meta)

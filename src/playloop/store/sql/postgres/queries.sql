@@ -16,6 +16,9 @@ SELECT noetl.lock_execution(%s)
 -- name: begin_signal
 SELECT accepted, last_seq FROM noetl.begin_signal(%s, %s, %s)
 
+-- name: expect_signal
+SELECT noetl.expect_signal(%s, %s, %s, %s)
+
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = %s
 
