@@ -28,6 +28,8 @@ from playloop.engine.signals import Outcome, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState, fold
 from playloop.store.base import EventStore, ExecutionRow, StaleSignal
 
+#: how long an execution whose optimistic decision failed is decided the careful way
+CONTENDED_SECONDS = 10.0
 #: a parked command (its step waits for a child execution) is held by this prefix
 CHILD_HOLDER = "child:"
 
@@ -91,6 +93,7 @@ class Orchestrator:
         self.flows: dict[int, Flow] = {}
         #: decide first and let the store verify at commit (see ``advance``)
         self.optimistic = store.dialect == "postgres"
+        self._contended: dict[int, float] = {}
 
     # --- reads -------------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Orchestrator:
     def forget(self, execution_id: int) -> None:
         self.states.pop(execution_id, None)
         self.flows.pop(execution_id, None)
+        self._contended.pop(execution_id, None)
 
     # --- writes ------------------------------------------------------------------------
 
@@ -178,7 +182,14 @@ class Orchestrator:
             try:
                 return self._advance(*args, optimistic=True)
             except StaleSignal:
-                pass
+                # others decide for these executions too (a fan-out over several workers):
+                # be careful with them for a while rather than fail optimistically again
+                now = time.time()
+                if len(self._contended) > 1024:
+                    self._contended = {k: v for k, v in self._contended.items() if v > now}
+                until = now + CONTENDED_SECONDS
+                for execution_id, _ in signals:
+                    self._contended[execution_id] = until
         return self._advance(*args, optimistic=False)
 
     def _advance(
@@ -275,6 +286,7 @@ class Orchestrator:
             if (
                 optimistic
                 and cached is not None
+                and self._contended.get(execution_id, 0.0) < now
                 and cached.event_count > 0
                 and self.store.expect_signal(execution_id, command_id, lease_owner, cached.last_seq)
             ):
