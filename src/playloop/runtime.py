@@ -33,7 +33,7 @@ from playloop.engine.orchestrator import (
     owner_is_dead,
     resolve_relative,
 )
-from playloop.engine.signals import Cancel, Outcome, Signal, Start
+from playloop.engine.signals import Cancel, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
 from playloop.store.open import database_url, is_postgres, open_store
@@ -208,6 +208,14 @@ class Engine:
         future: Future[None] = Future()
         self._send(("cancel", execution_id, Cancel(actor=actor, reason=reason), future))
         future.result()
+
+    def record(self, execution_id: int, event_type: str, **fields: Any) -> Event:
+        """Append one event to an execution (running or ended): feedback, a resolution."""
+        if self.store.get_execution(execution_id) is None:
+            raise UnknownExecution(f"no execution {execution_id}")
+        future: Future[Event] = Future()
+        self._send(("record", execution_id, Record(event_type, fields), future))
+        return future.result()
 
     def events(self, execution_id: int) -> list[Event]:
         return self.store.read_events(execution_id)
@@ -420,6 +428,10 @@ class Engine:
                     )
                 )
                 futures.append((future, execution_id))
+            elif kind == "record":
+                _, execution_id, record, future = item
+                signals.append((execution_id, record))
+                futures.append((future, ("record", execution_id, record.event_type)))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
@@ -476,7 +488,16 @@ class Engine:
             for cmd in out.leased:
                 self._submit(cmd)
             for future, value in futures:
-                future.set_result(value)
+                if isinstance(value, tuple) and value[0] == "record":
+                    appended = [
+                        e for e in out.events if e.execution_id == value[1] and e.event_type == value[2]
+                    ]
+                    if appended:
+                        future.set_result(appended[-1])
+                    else:
+                        future.set_exception(UnknownExecution(f"no execution {value[1]}"))
+                else:
+                    future.set_result(value)
             if out.events:
                 for listener in self._listeners:
                     try:

@@ -407,3 +407,20 @@ def test_seed_query_runs_verbatim(
     )
     assert any(r[1] == expected and r[2] == "completed" for r in rows)
     assert rows[-1][1] is None and rows[-1][2] == "running"  # the oldest: execution.started
+
+
+def test_record_appends_to_an_ended_execution(engine: Engine, write_playbook: Any) -> None:
+    s = run(engine, write_playbook, "workflow:\n  - step: a\n    tool: {kind: noop, result: 1}\n")
+    execution_id = int(s["execution_id"])
+    event = engine.record(
+        execution_id, "feedback.received", actor="ab-test", meta={"label": "good", "score": 0.9}
+    )
+    events = engine.events(execution_id)
+    assert events[-1].event_type == "feedback.received" and events[-1].seq == event.seq == len(
+        events
+    )
+    assert events[-1].meta == {"label": "good", "score": 0.9} and events[-1].actor == "ab-test"
+    assert engine.summary(execution_id)["status"] == "completed"
+    with pytest.raises(Exception, match="lacks 'meta'"):
+        engine.record(execution_id, "feedback.received", actor="x")
+    assert len(engine.events(execution_id)) == len(events)

@@ -20,7 +20,7 @@ from playloop.dsl.flow import Arc, Flow, FlowStep, PolicyRule, RetryPolicy
 from playloop.dsl.render import TemplateError, render, truthy
 from playloop.engine.commands import Command
 from playloop.engine.events import Event
-from playloop.engine.signals import Cancel, Outcome, Signal, Start, TimerFired
+from playloop.engine.signals import Cancel, Outcome, Record, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState
 from playloop.tools.registry import tool_class
 from playloop.workload import deep_merge
@@ -63,6 +63,9 @@ class _Decider:
 
     def run(self, signal: Signal) -> Decision:
         s = self.state
+        if isinstance(signal, Record):
+            self.emit(signal.event_type, **dict(signal.fields))
+            return self.out
         if isinstance(signal, Start):
             self._start(signal)
         elif s.terminal:

@@ -156,8 +156,53 @@ class LoopDone(Payload):
     required = ("step_name",)
 
 
+class DecisionRequested(Payload):
+    """A person is asked: ``meta`` = {decision_id, prompt, options, approvers, deadline, ...}."""
+
+    required = ("step_name", "meta")
+    step_name: str | None = None
+
+
+class DecisionMade(Payload):
+    """Who decided what: ``meta`` = {decision_id, action, values, comment, time_to_decide_ms}."""
+
+    required = ("step_name", "actor", "meta")
+    step_name: str | None = None
+    actor: str | None = None
+
+
+class DecisionNotice(Payload):
+    """A reminder, an escalation or an expiry of a pending decision (``meta.decision_id``)."""
+
+    required = ("step_name", "meta")
+    step_name: str | None = None
+
+
+class CallbackReceived(Payload):
+    """An external service called a step's callback URL; ``result`` is the body."""
+
+    required = ("step_name", "meta")
+    step_name: str | None = None
+    result: Any = None
+
+
+class FeedbackReceived(Payload):
+    """A downstream outcome: ``meta`` = {label, score, metrics, comment}, any time later."""
+
+    required = ("meta",)
+    actor: str | None = None
+    step_name: str | None = None
+
+
+class ResolutionRecorded(Payload):
+    """What fixed a failure: ``meta`` = {failure: {execution_id, seq, event_id}, kind, note}."""
+
+    required = ("meta",)
+    actor: str | None = None
+
+
 class Reserved(Payload):
-    """Types the later layers (decisions, feedback, learning) write; known, so accepted."""
+    """Types the learning layer writes; known, so accepted."""
 
 
 PAYLOADS: dict[str, type[Payload]] = {
@@ -175,15 +220,15 @@ PAYLOADS: dict[str, type[Payload]] = {
     "step.timed_out": StepTimedOut,
     "loop.item": LoopItem,
     "loop.done": LoopDone,
-    "decision.requested": Reserved,
-    "decision.reminded": Reserved,
-    "decision.escalated": Reserved,
-    "decision.made": Reserved,
-    "decision.expired": Reserved,
-    "callback.received": Reserved,
-    "feedback.received": Reserved,
+    "decision.requested": DecisionRequested,
+    "decision.reminded": DecisionNotice,
+    "decision.escalated": DecisionNotice,
+    "decision.made": DecisionMade,
+    "decision.expired": DecisionNotice,
+    "callback.received": CallbackReceived,
+    "feedback.received": FeedbackReceived,
     "anomaly.detected": Reserved,
-    "resolution.recorded": Reserved,
+    "resolution.recorded": ResolutionRecorded,
 }
 
 TERMINAL_EXECUTION = frozenset({"execution.finished", "execution.failed", "execution.cancelled"})

@@ -52,4 +52,13 @@ class Cancel:
     reason: str | None = None
 
 
-Signal = Start | Outcome | TimerFired | Cancel
+@dataclass(frozen=True, slots=True)
+class Record:
+    """Append one event that changes no step: feedback, a resolution, a note. Allowed on
+    executions that have ended (feedback arrives days later)."""
+
+    event_type: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+Signal = Start | Outcome | TimerFired | Cancel | Record

@@ -171,3 +171,11 @@ BEGIN
     RETURN stored;
 END
 $$;
+
+CREATE TABLE IF NOT EXISTS noetl.credential (
+    name TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);

@@ -107,3 +107,11 @@ CREATE TABLE IF NOT EXISTS noetl.api_token (
     revoked_at TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS noetl.api_token_hash ON api_token (token_hash);
+
+CREATE TABLE IF NOT EXISTS noetl.credential (
+    name TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);

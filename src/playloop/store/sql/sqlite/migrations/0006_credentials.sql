@@ -1,0 +1,8 @@
+-- Version 6: named credentials, encrypted at rest (the value is ciphertext, never plain).
+CREATE TABLE IF NOT EXISTS noetl.credential (
+    name TEXT NOT NULL PRIMARY KEY,
+    kind TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
