@@ -34,6 +34,11 @@ COMMANDS = [
     ["db", "init"],
     ["db", "migrate"],
     ["db", "status"],
+    ["decisions", "list"],
+    ["decisions", "stats"],
+    ["approve"],
+    ["reject"],
+    ["override"],
 ]
 
 

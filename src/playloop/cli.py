@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
 from playloop.cli_worker import db_app, worker_app, workers_app
 from playloop.dsl.errors import PlaybookError
@@ -57,6 +59,10 @@ events_app.command("tail")(tail)
 app.add_typer(worker_app, name="worker")
 app.add_typer(workers_app, name="workers")
 app.add_typer(db_app, name="db")
+app.add_typer(decisions_app, name="decisions")
+app.command("approve")(approve)
+app.command("reject")(reject)
+app.command("override")(override)
 
 err = Console(stderr=True)
 out = Console()
@@ -157,7 +163,7 @@ def run(
             progress.__enter__()
         try:
             if flow is not None:
-                summary = engine.run(flow, overrides)
+                summary = engine.run(flow, overrides, actor=getpass.getuser())
             else:
                 summary = engine.resume(execution_id)
         except UnknownExecution as exc:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from playloop.dsl.flow import Flow
 from playloop.dsl.load import load_text
 from playloop.engine.commands import Command
+from playloop.engine.decisions import DecisionRefused
 from playloop.engine.events import Event, new_id
 from playloop.engine.orchestrator import (
     Orchestrator,
@@ -33,7 +34,7 @@ from playloop.engine.orchestrator import (
     owner_is_dead,
     resolve_relative,
 )
-from playloop.engine.signals import Cancel, Outcome, Record, Signal, Start
+from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
 from playloop.store.open import database_url, is_postgres, open_store
@@ -103,6 +104,7 @@ class Engine:
         self._more = False
         self._last_claim = 0.0
         self._last_reap = 0.0
+        self._last_scope_claim = 0.0
         self._failures = 0
         self._draining = False
         self._listener: Listener | None = None
@@ -145,11 +147,13 @@ class Engine:
         workload: Mapping[str, Any] | None = None,
         *,
         parent_execution_id: int | None = None,
+        actor: str | None = None,
     ) -> int:
-        """Start an execution; ``parent_execution_id`` records lineage only."""
+        """Start an execution; ``parent_execution_id`` records lineage only; ``actor`` is who
+        started it (a self-approval check refuses that person)."""
         flow = playbook if isinstance(playbook, Flow) else self.load(playbook)
         future: Future[int] = Future()
-        self._send(("start", flow, dict(workload or {}), parent_execution_id, future))
+        self._send(("start", flow, dict(workload or {}), parent_execution_id, actor, future))
         return future.result()
 
     def wait(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
@@ -181,8 +185,10 @@ class Engine:
         playbook: str | Path | Flow,
         workload: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        *,
+        actor: str | None = None,
     ) -> dict[str, Any]:
-        return self.wait(self.start(playbook, workload), timeout)
+        return self.wait(self.start(playbook, workload, actor=actor), timeout)
 
     def resume(self, execution_id: int, timeout: float | None = None) -> dict[str, Any]:
         """Take over an execution whose process died: re-claim its commands and run it to the end."""
@@ -215,6 +221,28 @@ class Engine:
             raise UnknownExecution(f"no execution {execution_id}")
         future: Future[Event] = Future()
         self._send(("record", execution_id, Record(event_type, fields), future))
+        return future.result()
+
+    def decide(
+        self,
+        decision_id: str,
+        action: str,
+        *,
+        actor: str,
+        values: Mapping[str, Any] | None = None,
+        comment: str | None = None,
+    ) -> Event:
+        """Answer a pending decision; returns the ``decision.made`` event.
+
+        Raises ``DecisionRefused`` (with an HTTP-like ``status``) for an unknown or decided
+        request, an action not offered, or a person who may not decide it.
+        """
+        head = decision_id.split("-", 1)[0]
+        if not head.isdigit() or self.store.get_execution(int(head)) is None:
+            raise DecisionRefused(404, f"no decision {decision_id}")
+        signal = Decide(decision_id, action, actor, dict(values or {}), comment)
+        future: Future[Event] = Future()
+        self._send(("decide", int(head), signal, future))
         return future.result()
 
     def events(self, execution_id: int) -> list[Event]:
@@ -367,6 +395,15 @@ class Engine:
                     break
             if any(item[0] == "stop" for item in items):
                 return
+            decides = [item for item in items if item[0] == "decide"]
+            if decides:  # each alone: a refused decision must not hold back other work
+                items = [item for item in items if item[0] != "decide"]
+                for item in decides:
+                    try:
+                        self._step([item])
+                    except Exception as exc:
+                        if not item[-1].done():
+                            item[-1].set_exception(exc)
             try:
                 self._step(items)
                 self._failures = 0
@@ -415,7 +452,7 @@ class Engine:
                 self._in_flight -= 1
                 signals.append((item[1], item[2]))
             elif kind == "start":
-                _, flow, workload, parent_execution_id, future = item
+                _, flow, workload, parent_execution_id, actor, future = item
                 execution_id = new_id()
                 self.orchestrator.states[execution_id] = ExecutionState(execution_id=execution_id)
                 self.orchestrator.flows[execution_id] = flow
@@ -424,14 +461,20 @@ class Engine:
                 signals.append(
                     (
                         execution_id,
-                        Start(workload=workload, parent_execution_id=parent_execution_id),
+                        Start(
+                            workload=workload, parent_execution_id=parent_execution_id, actor=actor
+                        ),
                     )
                 )
                 futures.append((future, execution_id))
             elif kind == "record":
                 _, execution_id, record, future = item
                 signals.append((execution_id, record))
-                futures.append((future, ("record", execution_id, record.event_type)))
+                futures.append((future, ("event", execution_id, record.event_type)))
+            elif kind == "decide":
+                _, execution_id, decide, future = item
+                signals.append((execution_id, decide))
+                futures.append((future, ("event", execution_id, "decision.made")))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
@@ -447,13 +490,17 @@ class Engine:
                 self._scope.add(execution_id)
                 self._needs_claim.add(execution_id)
                 for cmd in self.store.commands_of(execution_id):
-                    if cmd.kind == "timer" and cmd.not_before:
+                    if cmd.kind != "run" and cmd.not_before:
                         heapq.heappush(self._timers, (cmd.not_before, execution_id))
                 futures.append((future, None))
         now = time.time()
         claim_for = set(self._needs_claim)
         while self._timers and self._timers[0][0] <= now:
             claim_for.add(heapq.heappop(self._timers)[1])
+        if self._scope and now - self._last_scope_claim > 0.5:
+            # another process may have queued work for our executions (a decision, a cancel)
+            self._last_scope_claim = now
+            claim_for |= self._scope
         claim_for &= self._scope
         capacity = 0 if self._draining else self.concurrency - self._in_flight
         claim_any = (
@@ -488,9 +535,11 @@ class Engine:
             for cmd in out.leased:
                 self._submit(cmd)
             for future, value in futures:
-                if isinstance(value, tuple) and value[0] == "record":
+                if isinstance(value, tuple) and value[0] == "event":
                     appended = [
-                        e for e in out.events if e.execution_id == value[1] and e.event_type == value[2]
+                        e
+                        for e in out.events
+                        if e.execution_id == value[1] and e.event_type == value[2]
                     ]
                     if appended:
                         future.set_result(appended[-1])

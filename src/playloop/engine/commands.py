@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-CommandKind = Literal["run", "timer"]
+#: "run" goes to a worker; every other kind is a timer the engine itself fires
+CommandKind = Literal["run", "timer", "deadline", "remind", "escalate"]
 
 
 @dataclass(slots=True)

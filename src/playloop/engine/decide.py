@@ -19,8 +19,16 @@ from typing import Any
 from playloop.dsl.flow import Arc, Flow, FlowStep, PolicyRule, RetryPolicy
 from playloop.dsl.render import TemplateError, render, truthy
 from playloop.engine.commands import Command
+from playloop.engine.decisions import (
+    DECISION_KINDS,
+    TIMER_KINDS,
+    decide_request,
+    decision_timer,
+    maybe_pause,
+    request_decision,
+)
 from playloop.engine.events import Event
-from playloop.engine.signals import Cancel, Outcome, Record, Signal, Start, TimerFired
+from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState
 from playloop.tools.registry import tool_class
 from playloop.workload import deep_merge
@@ -75,6 +83,9 @@ class _Decider:
             self._outcome(signal)
         elif isinstance(signal, TimerFired):
             self._timer(signal.command)
+        elif isinstance(signal, Decide):
+            self.actor = signal.actor
+            decide_request(self, signal)
         elif isinstance(signal, Cancel):
             self.emit(
                 "execution.cancelled",
@@ -142,6 +153,9 @@ class _Decider:
             self._iteration_outcome(cmd, o)
 
     def _timer(self, cmd: Command) -> None:
+        if cmd.kind in TIMER_KINDS:
+            decision_timer(self, cmd)
+            return
         st = self.state.steps.get(cmd.step)
         if st is None:
             return
@@ -160,6 +174,8 @@ class _Decider:
         ctx["vars"] = s.vars
         ctx["args"] = args
         ctx["execution_id"] = str(s.execution_id)
+        ctx["decision"] = s.last_decision
+        ctx["current_user"] = (s.last_decision or {}).get("decided_by") or s.started_by
         ctx["playbook"] = {
             "path": s.playbook_path,
             "name": self.flow.name,
@@ -292,6 +308,9 @@ class _Decider:
                 iteration=iteration,
                 context=context or None,
             )
+        if step.tool.kind in DECISION_KINDS and iteration is None:
+            request_decision(self, name, public, event.seq)
+            return
         config = dict(public)
         for key in raw:
             if key in step.tool.config:
@@ -661,6 +680,9 @@ class _Decider:
                 step_name=last,
                 result=s.results.get(last) if last else None,
             )
+            self.out.drop_commands = True  # only stale timers can be left (reminders, deadlines)
+        else:
+            maybe_pause(self)
 
     def _join_blocked(self, name: str) -> bool:
         """A join waits while any other live branch (running, or about to start) can reach it."""

@@ -241,7 +241,7 @@ class Orchestrator:
                             )
                             out.claimed += len(claimed)
                             for cmd in claimed:
-                                if cmd.kind == "timer":
+                                if cmd.kind != "run":
                                     work.append((cmd.execution_id, TimerFired(cmd), True))
                                 else:
                                     capacity -= 1
@@ -308,6 +308,11 @@ class Orchestrator:
             if not was_running and state.event_count:
                 out.started.append(execution_id)
                 self.store.upsert_execution(_row(state))
+            for event in decision.events:
+                if event.event_type.startswith("decision."):
+                    self.store.project_decision(event, state.playbook_path)
+                elif event.event_type in ("execution.paused", "execution.resumed"):
+                    self.store.upsert_execution(_row(state))
             if (
                 state.terminal
                 and decision.events

@@ -61,4 +61,15 @@ class Record:
     fields: Mapping[str, Any] = field(default_factory=dict)
 
 
-Signal = Start | Outcome | TimerFired | Cancel | Record
+@dataclass(frozen=True, slots=True)
+class Decide:
+    """A person's answer to a pending decision (``decision_id`` = "<execution>-<seq>")."""
+
+    decision_id: str
+    action: str
+    actor: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    comment: str | None = None
+
+
+Signal = Start | Outcome | TimerFired | Cancel | Record | Decide

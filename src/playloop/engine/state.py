@@ -63,6 +63,10 @@ class ExecutionState:
     results: dict[str, Any] = field(default_factory=dict)
     arrivals: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     active: set[str] = field(default_factory=set)
+    started_by: str | None = None
+    #: decision_id -> the request's meta plus ``status``, ``step``, ``requested_at``
+    decisions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    last_decision: dict[str, Any] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -116,6 +120,7 @@ def _apply_execution_started(s: ExecutionState, e: Event) -> None:
     s.workload = dict(ctx.get("workload") or {})
     s.entry = ctx.get("entry")
     s.started_at = e.created_at
+    s.started_by = e.actor
 
 
 def _apply_execution_finished(s: ExecutionState, e: Event) -> None:
@@ -235,6 +240,45 @@ def _apply_loop_item(s: ExecutionState, e: Event) -> None:
         st.loop_running.discard(i)
 
 
+def _apply_decision_requested(s: ExecutionState, e: Event) -> None:
+    meta = dict(e.meta or {})
+    meta.update(status="pending", step=e.step_name, requested_at=e.created_at)
+    s.decisions[str(meta["decision_id"])] = meta
+    st = s.step(e.step_name or "")
+    st.status = "waiting"
+    s.active.add(e.step_name or "")
+
+
+def _apply_decision_made(s: ExecutionState, e: Event) -> None:
+    meta = e.meta or {}
+    request = s.decisions.get(str(meta.get("decision_id")))
+    if request is not None:
+        request["status"] = "decided"
+    s.last_decision = {
+        "decision_id": meta.get("decision_id"),
+        "action": meta.get("action"),
+        "values": meta.get("values") or {},
+        "comment": meta.get("comment"),
+        "decided_by": e.actor,
+        "decided_at": e.created_at,
+    }
+    s.vars["approval_action"] = meta.get("action")
+    s.vars["approval_comment"] = meta.get("comment")
+
+
+def _apply_decision_notice(s: ExecutionState, e: Event) -> None:
+    meta = e.meta or {}
+    request = s.decisions.get(str(meta.get("decision_id")))
+    if request is None:
+        return
+    if e.event_type == "decision.expired":
+        request["status"] = "expired"
+    elif e.event_type == "decision.escalated":
+        request["approvers"] = meta.get("approvers", request.get("approvers"))
+        request["deadline"] = meta.get("deadline", request.get("deadline"))
+        request["escalated"] = True
+
+
 def _apply_recorded(s: ExecutionState, e: Event) -> None:
     """Known event types that do not change execution state (yet)."""
 
@@ -254,4 +298,9 @@ _HANDLERS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "step.skipped": _apply_step_skipped,
     "loop.item": _apply_loop_item,
     "loop.done": _apply_recorded,
+    "decision.requested": _apply_decision_requested,
+    "decision.made": _apply_decision_made,
+    "decision.expired": _apply_decision_notice,
+    "decision.escalated": _apply_decision_notice,
+    "decision.reminded": _apply_decision_notice,
 }

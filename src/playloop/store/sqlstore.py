@@ -291,6 +291,58 @@ class SqlStore:
     def schema_versions(self) -> list[int]:
         return [int(r[0]) for r in self._fetch("schema_versions")]
 
+    # --- decisions (a projection of decision events) -------------------------------------
+
+    def project_decision(self, e: Event, playbook_path: str) -> None:
+        meta = e.meta or {}
+        decision_id = str(meta.get("decision_id"))
+        if e.event_type == "decision.requested":
+            self._send(
+                "insert_decision",
+                (decision_id, e.execution_id, playbook_path, e.step_name, "pending",
+                 meta.get("prompt"), dumps(meta.get("options")), dumps(meta.get("approvers")),
+                 meta.get("deadline"), e.created_at),
+            )  # fmt: skip
+        elif e.event_type == "decision.made":
+            self._send(
+                "update_decision",
+                ("decided", e.created_at, meta.get("action"), e.actor, meta.get("comment"),
+                 meta.get("time_to_decide_ms"), decision_id),
+            )  # fmt: skip
+        elif e.event_type == "decision.expired":
+            self._send("expire_decision", (decision_id,))
+        elif e.event_type == "decision.escalated":
+            self._send(
+                "update_decision_approvers",
+                (dumps(meta.get("approvers")), meta.get("deadline"), decision_id),
+            )
+
+    def _decision(self, r: Sequence[Any]) -> dict[str, Any]:
+        keys = ("decision_id", "execution_id", "playbook_path", "step", "status", "prompt", "options",
+                "approvers", "deadline", "requested_at", "decided_at", "action", "decided_by",
+                "comment", "time_to_decide_ms")  # fmt: skip
+        row = dict(zip(keys, r, strict=True))
+        row["execution_id"] = str(row["execution_id"])
+        row["options"] = (
+            loads(row["options"]) if isinstance(row["options"], str) else row["options"]
+        )
+        row["approvers"] = (
+            loads(row["approvers"]) if isinstance(row["approvers"], str) else row["approvers"]
+        )
+        row["requested_at"] = self._ts(row["requested_at"])
+        row["decided_at"] = self._ts(row["decided_at"])
+        return row
+
+    def list_decisions(
+        self, status: str | None = None, playbook: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        params = {"status": status, "playbook": playbook, "limit": limit}
+        return [self._decision(r) for r in self._fetch("list_decisions", params)]
+
+    def get_decision(self, decision_id: str) -> dict[str, Any] | None:
+        rows = self._fetch("get_decision", (decision_id,))
+        return self._decision(rows[0]) if rows else None
+
     # --- catalog -----------------------------------------------------------------------
 
     def _catalog(self, r: Sequence[Any], content: str | None = None) -> CatalogEntry:

@@ -22,6 +22,12 @@ ROUTES = [
     ("GET", "/api/tokens", None, "admin"),
     ("POST", "/api/tokens", {"role": "viewer", "name": "made-by-test"}, "admin"),
     ("POST", "/api/tokens/0123456789abcdef/revoke", None, "admin"),
+    ("GET", "/api/decisions", None, "viewer"),
+    ("GET", "/api/decisions/1-1", None, "viewer"),
+    ("POST", "/api/decisions/1-1", {"action": "approve"}, "approver"),
+    ("POST", "/api/executions/1/feedback", {"label": "good"}, "operator"),
+    ("POST", "/api/events/1/resolution", {"note": "fixed"}, "operator"),
+    ("GET", "/api/failures", None, "viewer"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 

@@ -87,7 +87,9 @@ def execute(body: ExecuteRequest, ctx: Context, who: Operator) -> ExecuteRespons
         parent = int(body.parent_execution_id)
     entry = _catalog_entry(ctx, body)
     flow = ctx.flow(entry.path, entry.version)
-    execution_id = ctx.engine.start(flow, body.workload or {}, parent_execution_id=parent)
+    execution_id = ctx.engine.start(
+        flow, body.workload or {}, parent_execution_id=parent, actor=who.name
+    )
     row = ctx.store.get_execution(execution_id)
     return ExecuteResponse(
         execution_id=str(execution_id),
