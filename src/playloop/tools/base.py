@@ -77,6 +77,9 @@ class ToolContext:
     #: receives what user code printed (python ``print`` output); None: logged at INFO
     #: under the ``playloop.tools.<kind>`` logger
     on_output: Callable[[str], None] | None = None
+    #: a named credential's decrypted values (``CredentialStore.get``), for tools with an
+    #: ``auth:`` field; None: this context resolves no credentials
+    credentials: Callable[[str], dict[str, Any]] | None = None
 
     @property
     def idempotency_key(self) -> str:
