@@ -39,6 +39,9 @@ COMMANDS = [
     ["approve"],
     ["reject"],
     ["override"],
+    ["credentials", "set"],
+    ["credentials", "list"],
+    ["credentials", "delete"],
 ]
 
 

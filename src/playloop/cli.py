@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from playloop.cli_credentials import credentials_app
 from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
 from playloop.cli_worker import db_app, worker_app, workers_app
@@ -60,6 +61,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(workers_app, name="workers")
 app.add_typer(db_app, name="db")
 app.add_typer(decisions_app, name="decisions")
+app.add_typer(credentials_app, name="credentials")
 app.command("approve")(approve)
 app.command("reject")(reject)
 app.command("override")(override)

@@ -37,6 +37,8 @@ from playloop.engine.orchestrator import (
 from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
+from playloop.secrets.credentials import CredentialStore
+from playloop.secrets.redact import REDACTOR
 from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
@@ -77,6 +79,8 @@ class Engine:
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
         self.store = open_store(self.db_url)
+        REDACTOR.install()  # mask secrets in every log record of this process
+        self._credentials = CredentialStore(self.store, self.home).get
         self.orchestrator = Orchestrator(self.store, self._flow_from_catalog, self._resolve_child)
         self.owner = make_owner()
         self.concurrency = concurrency
@@ -587,7 +591,11 @@ class Engine:
     def _run_command(self, cmd: Command, playbook_file: Path | None) -> None:
         try:
             signal = execute(
-                cmd, processes=self.processes, home=self.home, playbook_file=playbook_file
+                cmd,
+                processes=self.processes,
+                home=self.home,
+                playbook_file=playbook_file,
+                credentials=self._credentials,
             )
         except BaseException as exc:  # never lose a report
             signal = Outcome(

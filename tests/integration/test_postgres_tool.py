@@ -495,10 +495,6 @@ def test_the_redactor_scrubs_log_records(
 # --- through the engine ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the runtime wiring: ToolContext.credentials and redaction of appended events",
-)
 def test_a_playbook_run_keeps_the_password_out_of_events_and_logs(
     credentials: CredentialStore,
     target: Target,

@@ -30,6 +30,7 @@ from playloop.engine.decisions import (
 from playloop.engine.events import Event
 from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState
+from playloop.secrets.redact import REDACTOR
 from playloop.tools.registry import tool_class
 from playloop.workload import deep_merge
 
@@ -48,6 +49,9 @@ class _Verdict:
     delay: float = 0.0
     to: str | None = None
     reason: str = ""
+
+
+_SCRUBBED = ("context", "result", "error_message", "meta")
 
 
 def decide(flow: Flow, state: ExecutionState, signal: Signal, now: float) -> Decision:
@@ -106,6 +110,9 @@ class _Decider:
         fields.setdefault("parent_execution_id", s.parent_execution_id)
         if self.actor is not None:
             fields.setdefault("actor", self.actor)
+        for key in _SCRUBBED:  # secrets never reach the event log (nor this state)
+            if fields.get(key) is not None:
+                fields[key] = REDACTOR.redact(fields[key])
         event = Event(
             execution_id=s.execution_id,
             seq=s.last_seq + 1,

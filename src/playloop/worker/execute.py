@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ def execute(
     processes: ProcessPool | None,
     home: Path,
     playbook_file: Path | None,
+    credentials: Callable[[str], dict[str, Any]] | None = None,
 ) -> Outcome | SpawnChild:
     payload = cmd.payload
     started = time.perf_counter()
@@ -51,6 +53,7 @@ def execute(
             playbook_file=playbook_file,
             home=home,
             processes=processes,
+            credentials=credentials,
         )
         result = impl.run(config, dict(payload.get("input") or {}), ctx)
     except ToolTimeout as exc:
