@@ -34,7 +34,7 @@ from playloop.engine.orchestrator import (
     owner_is_dead,
     resolve_relative,
 )
-from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start
+from playloop.engine.signals import Callback, Cancel, Decide, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
 from playloop.secrets.credentials import CredentialStore
@@ -247,6 +247,18 @@ class Engine:
         signal = Decide(decision_id, action, actor, dict(values or {}), comment)
         future: Future[Event] = Future()
         self._send(("decide", int(head), signal, future))
+        return future.result()
+
+    def callback(self, callback_id: str, body: Any) -> Event:
+        """A verified call to a waiting step's callback URL: the body becomes its result.
+
+        Raises ``DecisionRefused``: 404 for an unknown callback, 409 for one already used.
+        """
+        head = callback_id.split("-", 1)[0]
+        if not head.isdigit() or self.store.get_execution(int(head)) is None:
+            raise DecisionRefused(404, f"no callback {callback_id}")
+        future: Future[Event] = Future()
+        self._send(("decide", int(head), Callback(callback_id, body), future))
         return future.result()
 
     def events(self, execution_id: int) -> list[Event]:
@@ -478,7 +490,8 @@ class Engine:
             elif kind == "decide":
                 _, execution_id, decide, future = item
                 signals.append((execution_id, decide))
-                futures.append((future, ("event", execution_id, "decision.made")))
+                kind_made = "callback.received" if isinstance(decide, Callback) else "decision.made"
+                futures.append((future, ("event", execution_id, kind_made)))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))

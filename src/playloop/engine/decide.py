@@ -16,19 +16,32 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from playloop.decisions.callbacks import PLACEHOLDER as CALLBACK_PLACEHOLDER
+from playloop.dsl.durations import parse_duration
 from playloop.dsl.flow import Arc, Flow, FlowStep, PolicyRule, RetryPolicy
 from playloop.dsl.render import TemplateError, render, truthy
 from playloop.engine.commands import Command
 from playloop.engine.decisions import (
     DECISION_KINDS,
     TIMER_KINDS,
+    callback_arrived,
     decide_request,
     decision_timer,
     maybe_pause,
     request_decision,
+    wait_for_callback,
 )
 from playloop.engine.events import Event
-from playloop.engine.signals import Cancel, Decide, Outcome, Record, Signal, Start, TimerFired
+from playloop.engine.signals import (
+    Callback,
+    Cancel,
+    Decide,
+    Outcome,
+    Record,
+    Signal,
+    Start,
+    TimerFired,
+)
 from playloop.engine.state import ExecutionState
 from playloop.secrets.redact import REDACTOR
 from playloop.tools.registry import tool_class
@@ -90,6 +103,8 @@ class _Decider:
         elif isinstance(signal, Decide):
             self.actor = signal.actor
             decide_request(self, signal)
+        elif isinstance(signal, Callback):
+            callback_arrived(self, signal)
         elif isinstance(signal, Cancel):
             self.emit(
                 "execution.cancelled",
@@ -268,6 +283,9 @@ class _Decider:
         if args is None:
             args = st.args if st else {}
         ctx = self.context(args) if iteration is None else self._loop_context(name, iteration)
+        waits = step.tool.config.get("wait") == "callback"
+        if waits:
+            ctx["callback_url"] = CALLBACK_PLACEHOLDER  # the worker puts the signed URL in
         raw = tool_class(step.tool.kind).raw_fields
         try:
             inputs = render(dict(step.tool.input), ctx, step=name)
@@ -334,11 +352,21 @@ class _Decider:
                     "config": config,
                     "input": inputs,
                     "timeout": step.timeout,
+                    **(self._callback(event.seq, public) if waits else {}),
                 },
                 pool=step.pool,
                 started_event_id=event.seq,
             )
         )
+
+    def _callback(self, seq: int, config: Mapping[str, Any]) -> dict[str, Any]:
+        wait = config.get("wait_timeout") or "24h"
+        return {
+            "callback": {
+                "id": f"{self.state.execution_id}-{seq}",
+                "expires": self.now + parse_duration(wait),
+            }
+        }
 
     def _fail_before_run(
         self, name: str, error_type: str, message: str, args: dict[str, Any]
@@ -427,6 +455,9 @@ class _Decider:
 
     def _step_outcome(self, cmd: Command, o: Outcome) -> None:
         name = cmd.step
+        if o.ok and cmd.payload.get("callback"):
+            wait_for_callback(self, cmd, o)
+            return
         step = self.flow.steps[name]
         try:
             verdict = self._verdict(step, o, self._policy_context(name, None, o))

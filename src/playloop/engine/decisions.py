@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from playloop.dsl.durations import parse_duration
 from playloop.engine.commands import Command
-from playloop.engine.signals import Decide
+from playloop.engine.signals import Callback, Decide, Outcome
 
 if TYPE_CHECKING:
     from playloop.engine.decide import _Decider
@@ -215,3 +215,44 @@ def maybe_pause(d: _Decider) -> None:
     waiting = {str(r["step"]) for r in s.decisions.values() if r["status"] == "pending"}
     if waiting and s.active <= waiting:
         d.emit("execution.paused", status="paused", meta={"waiting_for": sorted(waiting)})
+
+
+def wait_for_callback(d: _Decider, cmd: Command, o: Outcome) -> None:
+    """The request went out: wait (paused, holding nothing) for the service to call back."""
+    from playloop.engine.decide import iso
+
+    callback = cmd.payload["callback"]
+    response = o.result if isinstance(o.result, dict) else {}
+    meta = {
+        "decision_id": callback["id"],
+        "kind": "callback",
+        "prompt": f"waiting for a call to step '{cmd.step}''s callback URL",
+        "options": ["callback"],
+        "approvers": [],
+        "self_approval": True,
+        "on_timeout": "fail",
+        "deadline": iso(callback["expires"]),
+        "response_status": response.get("status_code"),
+    }
+    d.emit("decision.requested", step_name=cmd.step, status="waiting", meta=meta)
+    _timer(d, cmd.step, "deadline", callback["id"], float(callback["expires"]))
+
+
+def callback_arrived(d: _Decider, signal: Callback) -> None:
+    request = d.state.decisions.get(signal.callback_id)
+    if request is None or request.get("kind") != "callback":
+        raise DecisionRefused(404, f"no callback {signal.callback_id}")
+    if request["status"] != "pending":
+        raise DecisionRefused(
+            409, f"callback {signal.callback_id} was already used ({request['status']})"
+        )
+    if d.state.status == "paused":
+        d.emit("execution.resumed", status="running", actor="callback")
+    requested = datetime.fromisoformat(request["requested_at"]).timestamp()
+    waited_ms = max(0, int((d.now - requested) * 1000))
+    step = str(request["step"])
+    d.emit(
+        "callback.received", step_name=step, status="completed", result=signal.body,
+        meta={"callback_id": signal.callback_id, "waited_ms": waited_ms},
+    )  # fmt: skip
+    d._finish_step(step, signal.body, waited_ms, {})

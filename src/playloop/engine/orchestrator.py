@@ -309,7 +309,10 @@ class Orchestrator:
                 out.started.append(execution_id)
                 self.store.upsert_execution(_row(state))
             for event in decision.events:
-                if event.event_type.startswith("decision."):
+                if (
+                    event.event_type.startswith("decision.")
+                    or event.event_type == "callback.received"
+                ):
                     self.store.project_decision(event, state.playbook_path)
                 elif event.event_type in ("execution.paused", "execution.resumed"):
                     self.store.upsert_execution(_row(state))

@@ -72,4 +72,12 @@ class Decide:
     comment: str | None = None
 
 
-Signal = Start | Outcome | TimerFired | Cancel | Record | Decide
+@dataclass(frozen=True, slots=True)
+class Callback:
+    """An external service called a waiting step's callback URL (already verified)."""
+
+    callback_id: str
+    body: Any = None
+
+
+Signal = Start | Outcome | TimerFired | Cancel | Record | Decide | Callback

@@ -266,6 +266,12 @@ def _apply_decision_made(s: ExecutionState, e: Event) -> None:
     s.vars["approval_comment"] = meta.get("comment")
 
 
+def _apply_callback_received(s: ExecutionState, e: Event) -> None:
+    request = s.decisions.get(str((e.meta or {}).get("callback_id")))
+    if request is not None:
+        request["status"] = "decided"
+
+
 def _apply_decision_notice(s: ExecutionState, e: Event) -> None:
     meta = e.meta or {}
     request = s.decisions.get(str(meta.get("decision_id")))
@@ -303,4 +309,5 @@ _HANDLERS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "decision.expired": _apply_decision_notice,
     "decision.escalated": _apply_decision_notice,
     "decision.reminded": _apply_decision_notice,
+    "callback.received": _apply_callback_received,
 }

@@ -309,6 +309,12 @@ class SqlStore:
                 ("decided", e.created_at, meta.get("action"), e.actor, meta.get("comment"),
                  meta.get("time_to_decide_ms"), decision_id),
             )  # fmt: skip
+        elif e.event_type == "callback.received":
+            self._send(
+                "update_decision",
+                ("decided", e.created_at, "callback", "callback", None, (meta or {}).get("waited_ms"),
+                 str(meta.get("callback_id"))),
+            )  # fmt: skip
         elif e.event_type == "decision.expired":
             self._send("expire_decision", (decision_id,))
         elif e.event_type == "decision.escalated":

@@ -43,6 +43,10 @@ class HttpConfig(ToolConfig):
     auth: HttpAuth | None = None
     verify: bool = True
     follow_redirects: bool = True
+    #: ``callback``: after the request, wait until the service calls ``{{ callback_url }}``
+    wait: Literal["callback"] | None = None
+    #: how long the callback URL stays valid (a duration)
+    wait_timeout: str | float = "24h"
 
 
 # One client per ``verify`` setting, shared by every thread (httpx.Client is thread-safe):

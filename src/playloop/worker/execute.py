@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from playloop.decisions.callbacks import PLACEHOLDER, callback_url
 from playloop.engine.commands import Command
 from playloop.engine.orchestrator import SpawnChild
 from playloop.engine.signals import Outcome
@@ -43,7 +44,11 @@ def execute(
 
     try:
         impl = tool(payload["tool"])
-        config = impl.Config.model_validate(payload.get("config") or {})
+        raw_config = payload.get("config") or {}
+        if payload.get("callback"):  # the step waits for a call: give it its signed URL
+            url = callback_url(home, payload["callback"]["id"], payload["callback"]["expires"])
+            raw_config = _with_url(raw_config, url)
+        config = impl.Config.model_validate(raw_config)
         ctx = ToolContext(
             execution_id=cmd.execution_id,
             step=cmd.step,
@@ -74,3 +79,14 @@ def execute(
         return failed("ResultError", f"step '{cmd.step}': result is not JSON-serialisable: {exc}")
     duration_ms = int((time.perf_counter() - started) * 1000)
     return Outcome(command=cmd, ok=True, result=result, duration_ms=duration_ms, meta=meta)
+
+
+def _with_url(value: Any, url: str) -> Any:
+    """``value`` with the callback placeholder replaced by the signed URL, at any depth."""
+    if isinstance(value, str):
+        return value.replace(PLACEHOLDER, url)
+    if isinstance(value, dict):
+        return {k: _with_url(v, url) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_url(v, url) for v in value]
+    return value

@@ -12,6 +12,7 @@ _WHY = {
     403: "The token's role is too weak for this route.",
     404: "No such resource.",
     409: "The resource is not in a state that allows this.",
+    410: "The resource is gone: the link expired.",
     413: "The request body is over the size limit.",
     422: "The request is invalid: a path, query or body field has a wrong type or value.",
     503: "The database is unavailable.",

@@ -1,0 +1,1 @@
+"""Human decision points and external callbacks (the engine's side is engine/decisions.py)."""
