@@ -165,3 +165,18 @@ def test_deadline_fail_fails_the_execution(engine: Engine, write_playbook: Any) 
 def test_high_score_skips_the_decision(engine: Engine, write_playbook: Any) -> None:
     summary = engine.run(write_playbook(gate()), {"score": 0.95}, timeout=30)
     assert summary["status"] == "completed" and "review" not in summary["steps"]
+
+
+def test_a_deadline_that_passes_while_nothing_runs_fires_on_restart(
+    tmp_path: Path, db_url: str, write_playbook: Any
+) -> None:
+    path = write_playbook(gate("timeout: 1s\non_timeout: reject"))
+    with Engine(tmp_path / "first", db=db_url) as first:
+        execution_id = first.start(path)
+        wait_paused(first, execution_id)
+    # every process is gone while the deadline passes
+    time.sleep(1.5)
+    with Engine(tmp_path / "second", db=db_url) as second:
+        summary = second.resume(execution_id, timeout=30)
+    assert summary["status"] == "completed"
+    assert summary["result"] == "rejected: the deadline passed"
