@@ -473,7 +473,6 @@ class Engine:
                 self.orchestrator.states[execution_id] = ExecutionState(execution_id=execution_id)
                 self.orchestrator.flows[execution_id] = flow
                 self._scope.add(execution_id)
-                self._done_event(execution_id)
                 signals.append(
                     (
                         execution_id,
@@ -574,7 +573,14 @@ class Engine:
                 self._scope.discard(execution_id)
                 self._needs_claim.discard(execution_id)
                 self.orchestrator.forget(execution_id)
-                self._done_event(execution_id).set()
+                with self._lock:
+                    done = self._done.pop(execution_id, None)
+                if done is not None:
+                    done.set()
+            for event in out.events:
+                if event.event_type == "execution.paused":
+                    # a paused execution costs rows, not memory: fold it again when it moves
+                    self.orchestrator.forget(event.execution_id)
         else:
             for future, value in futures:
                 future.set_result(value)

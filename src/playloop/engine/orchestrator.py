@@ -232,14 +232,20 @@ class Orchestrator:
                             out.leased.append(cmd)
                     if capacity > 0 and (claim_for or claim_any) and not claimed_once:
                         claimed_once = True
-                        targets: Sequence[int | None] = [None] if claim_any else claim_for
-                        for execution_id in targets:
-                            if capacity <= 0:
-                                break
+                        if claim_any:
                             claimed = self.store.claim(
-                                owner, now, lease_until, capacity, execution_id, pool
+                                owner, now, lease_until, capacity, None, pool
                             )
-                            out.claimed += len(claimed)
+                        elif len(claim_for) == 1:
+                            claimed = self.store.claim(
+                                owner, now, lease_until, capacity, claim_for[0], pool
+                            )
+                        else:
+                            claimed = self.store.claim_in(
+                                owner, now, lease_until, capacity, claim_for, pool
+                            )
+                        out.claimed += len(claimed)
+                        if claimed:
                             for cmd in claimed:
                                 if cmd.kind != "run":
                                     work.append((cmd.execution_id, TimerFired(cmd), True))

@@ -234,6 +234,23 @@ class SqlStore:
         with self.transaction():
             return [self._command(r) for r in self._fetch("claim_commands", params)]
 
+    def claim_in(
+        self,
+        owner: str,
+        now: float,
+        lease_until: float,
+        limit: int,
+        execution_ids: Sequence[int],
+        pool: str | None = None,
+    ) -> list[Command]:
+        """``claim`` for many executions in one query (an engine's own executions)."""
+        params = {
+            "owner": owner, "lease_until": lease_until, "now": now, "limit": limit,
+            "execution_ids": dumps(list(execution_ids)), "pool": pool,
+        }  # fmt: skip
+        with self.transaction():
+            return [self._command(r) for r in self._fetch("claim_commands_in", params)]
+
     def next_due(self, execution_id: int | None = None) -> float | None:
         rows = self._fetch("next_due", {"execution_id": execution_id})
         return None if not rows or rows[0][0] is None else float(rows[0][0])

@@ -90,6 +90,22 @@ WHERE command_id IN (
 RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
           pool, lease_owner, lease_expires_at, claims, started_event_id
 
+-- name: claim_commands_in
+UPDATE noetl.command
+SET lease_owner = %(owner)s, lease_expires_at = %(lease_until)s, claims = claims + 1
+WHERE command_id IN (
+    SELECT command_id FROM noetl.command
+    WHERE (lease_owner IS NULL OR (lease_expires_at IS NOT NULL AND lease_expires_at < %(now)s))
+      AND (not_before IS NULL OR not_before <= %(now)s)
+      AND execution_id = ANY(SELECT jsonb_array_elements_text(%(execution_ids)s::jsonb)::bigint)
+      AND (%(pool)s::text IS NULL OR coalesce(pool, 'default') = %(pool)s::text)
+    ORDER BY coalesce(not_before, 0), command_id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
+          pool, lease_owner, lease_expires_at, claims, started_event_id
+
 -- name: next_due
 SELECT min(coalesce(not_before, 0)) FROM noetl.command
 WHERE lease_owner IS NULL AND (%(execution_id)s::bigint IS NULL OR execution_id = %(execution_id)s::bigint)

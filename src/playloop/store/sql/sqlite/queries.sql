@@ -74,6 +74,21 @@ WHERE command_id IN (
 RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
           pool, lease_owner, lease_expires_at, claims, started_event_id
 
+-- name: claim_commands_in
+UPDATE noetl.command
+SET lease_owner = :owner, lease_expires_at = :lease_until, claims = claims + 1
+WHERE command_id IN (
+    SELECT command_id FROM noetl.command
+    WHERE (lease_owner IS NULL OR (lease_expires_at IS NOT NULL AND lease_expires_at < :now))
+      AND (not_before IS NULL OR not_before <= :now)
+      AND execution_id IN (SELECT value FROM json_each(:execution_ids))
+      AND (:pool IS NULL OR coalesce(pool, 'default') = :pool)
+    ORDER BY coalesce(not_before, 0), command_id
+    LIMIT :limit
+)
+RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
+          pool, lease_owner, lease_expires_at, claims, started_event_id
+
 -- name: next_due
 SELECT min(coalesce(not_before, 0)) FROM noetl.command
 WHERE lease_owner IS NULL AND (:execution_id IS NULL OR execution_id = :execution_id)
