@@ -14,7 +14,17 @@ from fastapi import Depends, FastAPI
 from playloop.api import errors
 from playloop.api.body_limit import MAX_BODY_BYTES, BodyLimit
 from playloop.api.context import ApiContext
-from playloop.api.routes import callbacks, catalog, decisions, events, executions, health, tokens
+from playloop.api.routes import (
+    callbacks,
+    catalog,
+    decisions,
+    events,
+    executions,
+    failures,
+    feedback,
+    health,
+    tokens,
+)
 from playloop.api.strict import reject_unknown_query
 from playloop.api.version import VERSION
 
@@ -44,6 +54,16 @@ def create_app(
     app.state.playloop = ApiContext(engine=engine, auth_required=auth_required)
     errors.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    for module in (health, catalog, executions, events, tokens, decisions, callbacks):
+    for module in (
+        health,
+        catalog,
+        executions,
+        events,
+        tokens,
+        decisions,
+        callbacks,
+        feedback,
+        failures,
+    ):
         app.include_router(module.router)
     return app

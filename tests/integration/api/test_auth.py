@@ -25,6 +25,9 @@ ROUTES = [
     ("GET", "/api/decisions", None, "viewer"),
     ("GET", "/api/decisions/1-1", None, "viewer"),
     ("POST", "/api/decisions/1-1", {"action": "approve"}, "approver"),
+    ("POST", "/api/executions/1/feedback", {"label": "good"}, "operator"),
+    ("POST", "/api/events/1/resolution", {"note": "fixed"}, "operator"),
+    ("GET", "/api/failures", None, "viewer"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
