@@ -42,6 +42,9 @@ COMMANDS = [
     ["credentials", "set"],
     ["credentials", "list"],
     ["credentials", "delete"],
+    ["feedback"],
+    ["resolve"],
+    ["failures"],
 ]
 
 

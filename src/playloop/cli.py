@@ -19,6 +19,7 @@ from typer.core import TyperGroup
 from playloop.cli_credentials import credentials_app
 from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
+from playloop.cli_feedback import failures, feedback, resolve
 from playloop.cli_worker import db_app, worker_app, workers_app
 from playloop.dsl.errors import PlaybookError
 from playloop.engine.orchestrator import UnknownExecution
@@ -65,6 +66,9 @@ app.add_typer(credentials_app, name="credentials")
 app.command("approve")(approve)
 app.command("reject")(reject)
 app.command("override")(override)
+app.command("feedback")(feedback)
+app.command("resolve")(resolve)
+app.command("failures")(failures)
 
 err = Console(stderr=True)
 out = Console()
@@ -136,6 +140,7 @@ def run(
     concurrency: Annotated[int, typer.Option(help="Steps run at once.")] = 16,
 ) -> None:
     """Run a playbook to the end. Exit 0 on success, 1 on a failed execution, 2 on bad input."""
+    from playloop.learn.resolutions import record_resolutions
     from playloop.progress import StepProgress
     from playloop.runtime import Engine, PlaybookNotFound
     from playloop.workload import BadOverride, build_overrides
@@ -173,6 +178,8 @@ def run(
         finally:
             if progress is not None:
                 progress.__exit__(None, None, None)
+        # link this run's failures, and earlier runs' failures it got past, to what fixed them
+        record_resolutions(engine, int(summary["execution_id"]))
     finally:
         engine.close()
     if as_json:

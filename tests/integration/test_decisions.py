@@ -180,3 +180,27 @@ def test_a_deadline_that_passes_while_nothing_runs_fires_on_restart(
         summary = second.resume(execution_id, timeout=30)
     assert summary["status"] == "completed"
     assert summary["result"] == "rejected: the deadline passed"
+
+
+def test_decision_stats(engine: Engine, decider: Engine, write_playbook: Any) -> None:
+    from playloop.cli_decisions import decision_stats
+
+    path = write_playbook(gate())
+    actions = ["approve", "approve", "reject", "override"]
+    ids = [engine.start(path) for _ in actions]
+    for execution_id, action in zip(ids, actions, strict=True):
+        request = wait_paused(engine, execution_id)
+        values = {"threshold": 0.5} if action == "override" else {}
+        decider.decide(request["decision_id"], action, actor="ada", values=values)
+        engine.wait(execution_id, timeout=30)
+    (stats,) = decision_stats(engine.store.list_decisions(limit=100))
+    assert stats["step"] == "review" and stats["count"] == 4 and stats["decided"] == 4
+    assert (stats["approve_rate"], stats["reject_rate"], stats["override_rate"]) == (
+        0.5,
+        0.25,
+        0.25,
+    )
+    assert (
+        stats["time_to_decide_p50_ms"] is not None
+        and stats["time_to_decide_p95_ms"] >= stats["time_to_decide_p50_ms"]
+    )

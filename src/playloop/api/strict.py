@@ -12,6 +12,9 @@ from fastapi.routing import APIRoute
 
 from playloop.api.errors import ApiError
 
+#: a pattern for text parameters: no database text type can hold a NUL character
+NO_NUL = r"^[^\x00]*$"
+
 
 def _query_names(dependant: Dependant) -> set[str]:
     names = {field.alias for field in dependant.query_params}
@@ -32,6 +35,11 @@ def reject_unknown_query(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
+    for key, value in request.query_params.multi_items():
+        if "\x00" in key or "\x00" in value:  # no database text type can hold a NUL
+            raise ApiError(
+                422, f"query parameter '{key.replace(chr(0), '')}' contains a NUL character"
+            )
     allowed = _allowed(route)
     unknown = sorted({key for key in request.query_params if key not in allowed})
     if unknown:

@@ -28,6 +28,7 @@ from playloop.engine.decisions import (
     decide_request,
     decision_timer,
     maybe_pause,
+    refuse_after_end,
     request_decision,
     wait_for_callback,
 )
@@ -91,6 +92,10 @@ class _Decider:
         if isinstance(signal, Record):
             self.emit(signal.event_type, **dict(signal.fields))
             return self.out
+        if isinstance(signal, Decide | Callback) and s.terminal:
+            refuse_after_end(
+                s, signal.decision_id if isinstance(signal, Decide) else signal.callback_id
+            )
         if isinstance(signal, Start):
             self._start(signal)
         elif s.terminal:

@@ -18,6 +18,7 @@ from playloop.engine.signals import Callback, Decide, Outcome
 
 if TYPE_CHECKING:
     from playloop.engine.decide import _Decider
+    from playloop.engine.state import ExecutionState
 
 DECISION_KINDS = frozenset({"approval"})
 TIMER_KINDS = ("deadline", "remind", "escalate")
@@ -205,6 +206,19 @@ def decision_timer(d: _Decider, cmd: Command) -> None:
 
 def s_paused(d: _Decider) -> bool:
     return d.state.status == "paused"
+
+
+def refuse_after_end(state: ExecutionState, request_id: str) -> None:
+    """A decision or callback for an execution that has ended: 404 or 409, never an event."""
+    request = state.decisions.get(request_id)
+    if request is None:
+        raise DecisionRefused(404, f"no decision {request_id}")
+    status = (
+        request["status"]
+        if request["status"] != "pending"
+        else f"closed (the execution {state.status})"
+    )
+    raise DecisionRefused(409, f"decision {request_id} is already {status}")
 
 
 def maybe_pause(d: _Decider) -> None:

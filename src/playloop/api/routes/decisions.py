@@ -11,6 +11,7 @@ from playloop.api.auth import Approver, Viewer
 from playloop.api.context import Context
 from playloop.api.errors import ApiError
 from playloop.api.routes import documented, documented_body
+from playloop.api.strict import NO_NUL
 from playloop.engine.decisions import DecisionRefused
 
 router = APIRouter(prefix="/api/decisions", tags=["decisions"])
@@ -64,7 +65,7 @@ def list_decisions(
     ctx: Context,
     who: Viewer,
     status: Annotated[Literal["pending", "decided", "expired"] | None, Query()] = None,
-    playbook: Annotated[str | None, Query(max_length=1024)] = None,
+    playbook: Annotated[str | None, Query(min_length=1, max_length=1024, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> DecisionPage:
     """Decisions, newest first (``?status=pending`` for the approvals inbox)."""

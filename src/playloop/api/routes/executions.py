@@ -25,6 +25,7 @@ from playloop.api.models import (
     ExecutionSummary,
 )
 from playloop.api.routes import documented, documented_body
+from playloop.api.strict import NO_NUL
 from playloop.engine.orchestrator import UnknownExecution
 from playloop.store.base import CatalogEntry, ExecutionRow
 
@@ -105,7 +106,10 @@ def list_executions(
     _: Viewer,
     status: ExecutionStatus | None = None,
     playbook: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="Only this playbook path.")
+        str | None,
+        Query(
+            min_length=1, max_length=1024, pattern=NO_NUL, description="Only this playbook path."
+        ),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,

@@ -13,6 +13,7 @@ from playloop.api.errors import ApiError, not_found
 from playloop.api.models import ID_LIMIT, EventOut
 from playloop.api.routes import documented, documented_body
 from playloop.api.routes.events import event_out
+from playloop.api.strict import NO_NUL
 from playloop.learn.linking import KINDS
 from playloop.learn.resolutions import MAX_NOTE, NotAFailure, UnknownEvent, list_failures, resolve
 
@@ -91,7 +92,10 @@ def failures(
     ctx: Context,
     _: Viewer,
     playbook: Annotated[
-        str | None, Query(min_length=1, max_length=1024, description="Only this playbook path.")
+        str | None,
+        Query(
+            min_length=1, max_length=1024, pattern=NO_NUL, description="Only this playbook path."
+        ),
     ] = None,
     unresolved: Annotated[bool, Query(description="Only failures nothing resolved yet.")] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
