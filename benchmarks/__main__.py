@@ -114,6 +114,22 @@ def main() -> None:
                     f"{name:34s} {best:9.0f} {unit:13s} rounds: {' '.join(f'{f:.0f}' for f in figures)} "
                     f"(ratio to round 1: {ratios})"
                 )
+        from playloop.dsl.load import load_text
+
+        def bench_load() -> float:
+            """Playbooks loaded per second: a 202-step chain, new templates each time."""
+            text = (
+                w2_fan_out(folder).read_text().replace("w2_fan_out", f"load_{time.monotonic_ns()}")
+            )
+            started = time.process_time()
+            load_text(text)
+            return 1 / (time.process_time() - started)
+
+        best, figures = _best(args.rounds, bench_load)
+        print(
+            f"{'load + validate a 202-step playbook':34s} {1000 / best:9.1f} ms of CPU   "
+            f"rounds: {' '.join(f'{1000 / f:.1f}' for f in figures)}"
+        )
         for batch in (1, 100):
             best, figures = _best(args.rounds, lambda b=batch: bench_append(folder, b))
             print(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from pathlib import Path
 from textwrap import dedent
 
@@ -654,15 +653,12 @@ def _two_hundred_steps(tag: str) -> str:
     return HEADER + "workload: {base: x}\nworkflow:" + steps + "  - step: s200\n  - step: end\n"
 
 
-def test_loading_two_hundred_steps_is_fast() -> None:
-    load_text(_two_hundred_steps("warm-up"))  # imports, validators, tool adapters
-    timings = []
-    for tag in ("a", "b", "c"):  # new templates each time: nothing comes from a cache
-        text = _two_hundred_steps(tag)
-        start = time.process_time()
-        load_text(text)
-        timings.append(time.process_time() - start)
-    assert min(timings) < 0.1, f"loading 202 steps took {min(timings) * 1000:.0f} ms of CPU"
+def test_loading_two_hundred_steps() -> None:
+    """How long it takes is measured in benchmarks/ (``python -m benchmarks``), not here."""
+    flow = load_text(_two_hundred_steps("a"))
+    assert len(flow.steps) == 202
+    assert len(flow.predecessors["end"]) == 200
+    assert flow.reaches["s0"] >= {"s199", "s200", "end"}
 
 
 @pytest.mark.parametrize(
