@@ -194,7 +194,7 @@ def decision_timer(d: _Decider, cmd: Command) -> None:
     if on_timeout in request["options"] or on_timeout in ("approve", "reject"):
         make_decision(d, request, on_timeout, {}, "the deadline passed", "system:deadline")
         return
-    if s_paused(d):
+    if d.state.status == "paused":
         d.emit("execution.resumed", status="running", actor="system:deadline")
     message = f"decision {decision_id} expired with nobody deciding"
     d.emit(
@@ -202,10 +202,6 @@ def decision_timer(d: _Decider, cmd: Command) -> None:
         error_type="DecisionExpired", error_message=message,
     )  # fmt: skip
     d._fail_execution(step, "DecisionExpired", message)
-
-
-def s_paused(d: _Decider) -> bool:
-    return d.state.status == "paused"
 
 
 def refuse_after_end(state: ExecutionState, request_id: str) -> None:

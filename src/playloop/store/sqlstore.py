@@ -177,9 +177,6 @@ class SqlStore:
         params = {"status": status, "playbook": playbook, "limit": limit, "offset": offset}
         return [self._execution(r) for r in self._fetch("list_executions", params)]
 
-    def unfinished_executions(self) -> list[int]:
-        return [r[0] for r in self._fetch("unfinished_executions")]
-
     # --- commands ----------------------------------------------------------------------
 
     def _command(self, r: Sequence[Any]) -> Command:
@@ -215,9 +212,6 @@ class SqlStore:
     def drop_commands(self, execution_id: int) -> None:
         self._send("drop_commands", (execution_id,))
 
-    def park(self, command_id: int, holder: str) -> None:
-        self._send("park_command", (holder, command_id))
-
     def claim(
         self,
         owner: str,
@@ -250,10 +244,6 @@ class SqlStore:
         }  # fmt: skip
         with self.transaction():
             return [self._command(r) for r in self._fetch("claim_commands_in", params)]
-
-    def next_due(self, execution_id: int | None = None) -> float | None:
-        rows = self._fetch("next_due", {"execution_id": execution_id})
-        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     def heartbeat(self, owner: str, lease_until: float) -> None:
         with self.transaction():

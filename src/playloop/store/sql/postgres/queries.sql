@@ -71,9 +71,6 @@ DELETE FROM noetl.command WHERE command_id = %s
 -- name: drop_commands
 DELETE FROM noetl.command WHERE execution_id = %s
 
--- name: park_command
-UPDATE noetl.command SET lease_owner = %s, lease_expires_at = NULL WHERE command_id = %s
-
 -- name: claim_commands
 UPDATE noetl.command
 SET lease_owner = %(owner)s, lease_expires_at = %(lease_until)s, claims = claims + 1
@@ -106,10 +103,6 @@ WHERE command_id IN (
 RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
           pool, lease_owner, lease_expires_at, claims, started_event_id
 
--- name: next_due
-SELECT min(coalesce(not_before, 0)) FROM noetl.command
-WHERE lease_owner IS NULL AND (%(execution_id)s::bigint IS NULL OR execution_id = %(execution_id)s::bigint)
-
 -- name: heartbeat
 UPDATE noetl.command SET lease_expires_at = %s WHERE lease_owner = %s AND lease_expires_at IS NOT NULL
 
@@ -128,9 +121,6 @@ WHERE command_id = %s AND lease_owner = %s
 SELECT command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
        pool, lease_owner, lease_expires_at, claims, started_event_id
 FROM noetl.command WHERE execution_id = %s ORDER BY command_id
-
--- name: unfinished_executions
-SELECT execution_id FROM noetl.execution WHERE status IN ('running', 'paused')
 
 -- name: catalog_by_hash
 SELECT catalog_id, path, version, content_hash, source_file, created_at

@@ -56,9 +56,6 @@ DELETE FROM noetl.command WHERE command_id = ?
 -- name: drop_commands
 DELETE FROM noetl.command WHERE execution_id = ?
 
--- name: park_command
-UPDATE noetl.command SET lease_owner = ?, lease_expires_at = NULL WHERE command_id = ?
-
 -- name: claim_commands
 UPDATE noetl.command
 SET lease_owner = :owner, lease_expires_at = :lease_until, claims = claims + 1
@@ -89,10 +86,6 @@ WHERE command_id IN (
 RETURNING command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
           pool, lease_owner, lease_expires_at, claims, started_event_id
 
--- name: next_due
-SELECT min(coalesce(not_before, 0)) FROM noetl.command
-WHERE lease_owner IS NULL AND (:execution_id IS NULL OR execution_id = :execution_id)
-
 -- name: heartbeat
 UPDATE noetl.command SET lease_expires_at = ? WHERE lease_owner = ? AND lease_expires_at IS NOT NULL
 
@@ -111,9 +104,6 @@ WHERE command_id = ? AND lease_owner = ?
 SELECT command_id, execution_id, kind, step_name, iteration, attempt, payload, not_before,
        pool, lease_owner, lease_expires_at, claims, started_event_id
 FROM noetl.command WHERE execution_id = ? ORDER BY command_id
-
--- name: unfinished_executions
-SELECT execution_id FROM noetl.execution WHERE status IN ('running', 'paused')
 
 -- name: catalog_by_hash
 SELECT catalog_id, path, version, content_hash, source_file, created_at
