@@ -15,6 +15,8 @@ RoutingMode = Literal["exclusive", "inclusive"]
 Backoff = Literal["none", "linear", "exponential"]
 RuleAction = Literal["retry", "continue", "fail", "jump"]
 LoopMode = Literal["sequential", "parallel"]
+AnomalyKind = Literal["duration", "failure_rate", "result_drift"]
+ANOMALY_KINDS: tuple[AnomalyKind, ...] = ("duration", "failure_rate", "result_drift")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,31 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class AnomalySpec:
+    """A step's anomaly detection: on by default; ``None`` thresholds take the detector's.
+
+    ``threshold`` is the robust z-score beyond which a duration or a result field is an
+    anomaly; ``min_samples`` the history a baseline needs before it judges; ``fields`` the
+    result fields watched for drift (None: every numeric top-level field).
+    """
+
+    enabled: bool = True
+    threshold: float | None = None
+    min_samples: int | None = None
+    fields: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyRoute:
+    """``on_anomaly``: go to ``step`` instead of ``next`` when the step had an anomaly of
+    one of ``kinds`` (every kind when empty)."""
+
+    step: str
+    kinds: tuple[AnomalyKind, ...] = ()
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class FlowStep:
     name: str
     tool: ToolCall
@@ -97,6 +124,8 @@ class FlowStep:
     description: str = ""
     pool: str | None = None
     line: int = 0
+    anomaly: AnomalySpec = field(default_factory=AnomalySpec)
+    on_anomaly: AnomalyRoute | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +158,8 @@ class Flow:
 def graph_index(
     steps: Mapping[str, FlowStep],
 ) -> tuple[dict[str, tuple[str, ...]], dict[str, frozenset[str]]]:
-    """Predecessors and transitive reachability of every step (rule ``jump`` targets count)."""
+    """Predecessors and transitive reachability of every step (rule ``jump`` and
+    ``on_anomaly`` targets count)."""
     succ: dict[str, set[str]] = {name: set() for name in steps}
     for name, step in steps.items():
         for arc in step.next.arcs:
@@ -138,6 +168,8 @@ def graph_index(
         for rule in step.rules:
             if rule.do == "jump" and rule.to in succ:
                 succ[name].add(rule.to)
+        if step.on_anomaly is not None and step.on_anomaly.step in succ:
+            succ[name].add(step.on_anomaly.step)
     preds: dict[str, list[str]] = {name: [] for name in steps}
     for name, targets in succ.items():
         for target in targets:

@@ -37,6 +37,7 @@ from playloop.dsl.render import is_template
 
 __all__ = [
     "UNKNOWN_KEYS",
+    "AnomalyOptions",
     "ArcItem",
     "CanonicalNext",
     "ElseBlock",
@@ -46,6 +47,7 @@ __all__ = [
     "LoopOptions",
     "Metadata",
     "NextOptions",
+    "OnAnomaly",
     "Playbook",
     "Policy",
     "Retry",
@@ -344,6 +346,27 @@ Next = Annotated[
 ]
 
 
+# --- anomalies ------------------------------------------------------------------------------
+
+AnomalyKind = Literal["duration", "failure_rate", "result_drift"]
+
+
+class AnomalyOptions(Surface):
+    """Per-step anomaly detection: ``enabled: false`` opts out; the rest tunes it."""
+
+    enabled: bool = True
+    threshold: Annotated[float, Field(gt=0)] | None = None
+    min_samples: Annotated[int, Field(ge=2)] | None = None
+    fields: Annotated[list[Name], Field(min_length=1)] | None = None
+
+
+class OnAnomaly(Surface):
+    """Route to ``step`` instead of ``next`` when the step had an anomaly (of ``kinds``)."""
+
+    step: Name
+    kinds: Annotated[list[AnomalyKind], Field(min_length=1)] | None = None
+
+
 # --- steps and the playbook ----------------------------------------------------------------
 
 
@@ -358,6 +381,8 @@ class Step(Surface):
     retry: Retry | None = None
     timeout: Timeout | None = None
     pool: str | None = None
+    anomaly: AnomalyOptions | None = None
+    on_anomaly: OnAnomaly | None = None
 
 
 class Metadata(Surface):

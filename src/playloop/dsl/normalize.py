@@ -38,6 +38,8 @@ from pydantic.fields import FieldInfo
 
 from playloop.dsl.errors import Reporter, SourceMap, did_you_mean
 from playloop.dsl.flow import (
+    AnomalyRoute,
+    AnomalySpec,
     Arc,
     Flow,
     FlowStep,
@@ -68,7 +70,7 @@ from playloop.dsl.model import (
 from playloop.dsl.render import ENV, TemplateError, is_template
 from playloop.tools import registry
 
-__all__ = ["CONTEXT_NAMES", "normalize", "template_names"]
+__all__ = ["CONTEXT_NAMES", "ROUTE_NAMES", "normalize", "template_names"]
 
 #: names every template may read (besides step names, loop iterators and ``input`` keys)
 CONTEXT_NAMES = frozenset(
@@ -90,6 +92,10 @@ CONTEXT_NAMES = frozenset(
         "result",
     }
 )
+#: names a step's ``next`` templates may read besides those: ``anomaly`` (the strongest
+#: anomaly detected for the step, or None)
+ROUTE_NAMES = frozenset({"anomaly"})
+_RESERVED = CONTEXT_NAMES | ROUTE_NAMES
 _TOOL_KEYS = ("kind", "input", "spec")
 
 _KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -231,7 +237,7 @@ class _Builder:
                     (*at, "step"), f"duplicate step name '{step.step}' (first at line {first})"
                 )
                 continue
-            if step.step in CONTEXT_NAMES:
+            if step.step in _RESERVED:
                 self.report.add((*at, "step"), f"step name '{step.step}' is reserved for templates")
             built[step.step] = self._step(at, step)
         return built
@@ -252,7 +258,27 @@ class _Builder:
             description=step.description or step.desc or "",
             pool=step.pool if step.pool is not None else _first(specs, "pool"),
             line=self._line(at),
+            anomaly=_anomaly(step),
+            on_anomaly=self._on_anomaly(at, step, tool.kind),
         )
+
+    def _on_anomaly(self, at: Path, step: Step, kind: str) -> AnomalyRoute | None:
+        """``on_anomaly``: its target exists, and anomalies can be detected for the step."""
+        route = step.on_anomaly
+        if route is None:
+            return None
+        here: Path = (*at, "on_anomaly")
+        self._check_step_ref(route.step, (*here, "step"))
+        why = None
+        if step.loop is not None:
+            why = "a loop step is not judged for anomalies (its items are)"
+        elif kind == "approval":
+            why = "an approval step is not judged for anomalies (a person decides it)"
+        elif step.anomaly is not None and not step.anomaly.enabled:
+            why = "anomaly detection is off for this step (anomaly.enabled: false)"
+        if why:
+            self.report.add(here, f"on_anomaly can never fire: {why}", at_key=True)
+        return AnomalyRoute(route.step, tuple(route.kinds or ()), self._line(here))
 
     def _tool(
         self, at: Path, step: Step
@@ -321,8 +347,10 @@ class _Builder:
         where the arc that leads here fires.
         """
         allowed = CONTEXT_NAMES | frozenset(self.names)
-        skip = {(*at, "step"), (*at, "desc"), (*at, "description"), (*at, "tool")}
+        skip = {(*at, "step"), (*at, "desc"), (*at, "description"), (*at, "tool"), (*at, "next")}
         self._check_templates(at, allowed, skip=frozenset(skip))
+        if step.next is not None:
+            self._check_templates((*at, "next"), allowed | ROUTE_NAMES, skip=frozenset())
         if step.tool is not None:
             allowed |= input_names | ({step.loop.iterator} if step.loop else set())
             raw = frozenset((*at, "tool", f) for f in _raw_fields(step.tool.kind))
@@ -473,6 +501,18 @@ class _Builder:
 def _loop(loop: Loop) -> LoopSpec:
     options = loop.spec
     return LoopSpec(loop.items, loop.iterator, options.mode, options.max_in_flight)
+
+
+def _anomaly(step: Step) -> AnomalySpec:
+    options = step.anomaly
+    if options is None:
+        return AnomalySpec()
+    return AnomalySpec(
+        enabled=options.enabled,
+        threshold=options.threshold,
+        min_samples=options.min_samples,
+        fields=tuple(options.fields) if options.fields is not None else None,
+    )
 
 
 def _retry(retry: Retry) -> RetryPolicy:
