@@ -37,6 +37,7 @@ from playloop.engine.orchestrator import (
 from playloop.engine.signals import Callback, Cancel, Decide, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
+from playloop.learn.anomalies import Detector
 from playloop.secrets.credentials import CredentialStore
 from playloop.secrets.redact import REDACTOR
 from playloop.store.open import database_url, is_postgres, open_store
@@ -72,16 +73,21 @@ class Engine:
         lease_seconds: float = 30.0,
         claim_any: bool = False,
         pool: str | None = None,
+        anomalies: bool = True,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
-        engine's own; ``pool``: only commands of that worker pool (None: all)."""
+        engine's own; ``pool``: only commands of that worker pool (None: all);
+        ``anomalies``: judge step outcomes against their baselines (docs/anomalies.md)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
         self.store = open_store(self.db_url)
         REDACTOR.install()  # mask secrets in every log record of this process
         self._credentials = CredentialStore(self.store, self.home).get
-        self.orchestrator = Orchestrator(self.store, self._flow_from_catalog, self._resolve_child)
+        self.detector = Detector(self.store) if anomalies else None
+        self.orchestrator = Orchestrator(
+            self.store, self._flow_from_catalog, self._resolve_child, self.detector
+        )
         self.owner = make_owner()
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds

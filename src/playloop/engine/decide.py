@@ -479,6 +479,7 @@ class _Decider:
                 duration_ms=o.duration_ms,
                 meta=dict(o.meta) or None,
             )
+            self._anomalies(name, cmd.attempt, o)
         if verdict.action == "retry":
             self._retry(name, cmd.attempt + 1, None, verdict, o)
         elif verdict.action == "fail":
@@ -503,7 +504,14 @@ class _Decider:
             extra = dict(o.meta)
             if verdict.action != "ok":
                 extra["via"] = verdict.action
+            if o.ok:
+                self._anomalies(name, cmd.attempt, o)
             self._finish_step(name, result, o.duration_ms, extra, jump_to=verdict.to)
+
+    def _anomalies(self, name: str, attempt: int, o: Outcome) -> None:
+        """Record what the shell's advisor found in this outcome (``Outcome.anomalies``)."""
+        for found in o.anomalies:
+            self.emit("anomaly.detected", step_name=name, attempt=attempt, meta=dict(found))
 
     def _iteration_outcome(self, cmd: Command, o: Outcome) -> None:
         name = cmd.step
@@ -618,9 +626,14 @@ class _Decider:
         jump_to: str | None = None,
     ) -> None:
         step = self.flow.steps[name]
+        anomaly = _routed_anomaly(step, self.state.steps[name].anomalies)
         if jump_to is not None:
             targets: list[tuple[Arc, dict[str, Any]]] = [(Arc(step=jump_to), {})]
             sets: dict[str, Any] = {}
+        elif anomaly is not None and step.on_anomaly is not None:
+            # on_anomaly replaces ``next``; the target receives the anomaly as ``args.anomaly``
+            targets, sets = [(Arc(step=step.on_anomaly.step), {"anomaly": anomaly})], {}
+            extra = {**extra, "on_anomaly": anomaly["kind"]}
         else:
             try:
                 targets, sets = self._route(step, result)
@@ -662,6 +675,7 @@ class _Decider:
         ctx = self.context(self.state.steps[step.name].args)
         ctx[step.name] = result
         ctx["result"] = result
+        ctx["anomaly"] = strongest(self.state.steps[step.name].anomalies)
         chosen: list[Arc] = []
         if step.next.mode == "inclusive":
             chosen = [
@@ -737,6 +751,21 @@ class _Decider:
             if other != name and other not in self.state.active and name in reaches.get(other, ()):
                 return True
         return False
+
+
+def strongest(anomalies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The anomaly furthest beyond its threshold (``anomaly`` in ``next`` templates)."""
+    if not anomalies:
+        return None
+    return max(anomalies, key=lambda a: float(a["score"]) / (float(a["threshold"]) or 1.0))
+
+
+def _routed_anomaly(step: FlowStep, anomalies: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The anomaly that sends the step to its ``on_anomaly`` target, if any."""
+    route = step.on_anomaly
+    if route is None:
+        return None
+    return strongest([a for a in anomalies if not route.kinds or a["kind"] in route.kinds])
 
 
 def _merge(arrivals: list[dict[str, Any]]) -> dict[str, Any]:

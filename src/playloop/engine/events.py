@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -201,8 +201,48 @@ class ResolutionRecorded(Payload):
     actor: str | None = None
 
 
-class Reserved(Payload):
-    """Types the learning layer writes; known, so accepted."""
+class AnomalyBaseline(BaseModel):
+    """The baseline an anomaly was judged against: a robust centre, spread and sample size.
+
+    For a duration or a result field: the median and the scaled MAD (1.4826 x the median
+    absolute deviation, a robust standard deviation) of ``n`` past values. For a failure
+    rate: the long-run failure rate, the binomial standard deviation of a window's rate at
+    that rate, and the ``n`` attempts before the window.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    median: float
+    mad: float
+    n: int
+
+
+class Anomaly(BaseModel):
+    """What ``anomaly.detected`` says (its ``meta``): a step's outcome outside its baseline.
+
+    ``score`` is a robust z-score (duration, result_drift) or ``-log10`` of the binomial
+    tail probability of the window's failures (failure_rate); the anomaly holds when it
+    exceeds ``threshold``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["duration", "failure_rate", "result_drift"]
+    step: str
+    metric: str
+    value: float
+    baseline: AnomalyBaseline
+    score: float
+    threshold: float
+    evidence: dict[str, Any] = {}
+
+
+class AnomalyDetected(Payload):
+    """A step's duration, failure rate or a numeric result field left its baseline:
+    ``meta`` is an ``Anomaly``; ``attempt`` the attempt judged."""
+
+    required = ("step_name", "meta")
+    step_name: str | None = None
+    attempt: int | None = None
+    meta: Anomaly | None = None  # type: ignore[assignment]
 
 
 PAYLOADS: dict[str, type[Payload]] = {
@@ -227,7 +267,7 @@ PAYLOADS: dict[str, type[Payload]] = {
     "decision.expired": DecisionNotice,
     "callback.received": CallbackReceived,
     "feedback.received": FeedbackReceived,
-    "anomaly.detected": Reserved,
+    "anomaly.detected": AnomalyDetected,
     "resolution.recorded": ResolutionRecorded,
 }
 

@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from playloop.dsl.flow import Flow
 from playloop.engine.commands import Command
@@ -82,13 +82,28 @@ FlowLoader = Callable[[str, str | None], Flow]
 ChildResolver = Callable[[Flow, str], Flow]
 
 
+class Advisor(Protocol):
+    """Looks at worker outcomes before ``decide`` and attaches what it finds as data
+    (``learn.anomalies.Detector``: ``Outcome.anomalies``). ``prepare`` runs before each
+    transaction (reads of its own go there), ``observe`` after each commit."""
+
+    def prepare(self) -> None: ...
+    def advise(self, flow: Flow, state: ExecutionState, outcome: Outcome) -> Outcome: ...
+    def observe(self, events: Sequence[Event]) -> None: ...
+
+
 class Orchestrator:
     def __init__(
-        self, store: EventStore, load_flow: FlowLoader, resolve_child: ChildResolver
+        self,
+        store: EventStore,
+        load_flow: FlowLoader,
+        resolve_child: ChildResolver,
+        advisor: Advisor | None = None,
     ) -> None:
         self.store = store
         self._load_flow = load_flow
         self._resolve_child = resolve_child
+        self.advisor = advisor
         self.states: dict[int, ExecutionState] = {}
         self.flows: dict[int, Flow] = {}
         #: decide first and let the store verify at commit (see ``advance``)
@@ -178,9 +193,11 @@ class Orchestrator:
         decided again the careful way (lock, then read, then decide).
         """
         args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
+        if self.advisor is not None:
+            self.advisor.prepare()
         if self.optimistic:
             try:
-                return self._advance(*args, optimistic=True)
+                return self._observed(self._advance(*args, optimistic=True))
             except StaleSignal:
                 # others decide for these executions too (a fan-out over several workers):
                 # be careful with them for a while rather than fail optimistically again
@@ -190,7 +207,12 @@ class Orchestrator:
                 until = now + CONTENDED_SECONDS
                 for execution_id, _ in signals:
                     self._contended[execution_id] = until
-        return self._advance(*args, optimistic=False)
+        return self._observed(self._advance(*args, optimistic=False))
+
+    def _observed(self, out: Advanced) -> Advanced:
+        if self.advisor is not None and out.events:
+            self.advisor.observe(out.events)
+        return out
 
     def _advance(
         self,
@@ -305,7 +327,10 @@ class Orchestrator:
                     continue  # our lease expired and another worker took the command over
                 state = self.state(execution_id, stored_seq=stored_seq)
             was_running = state.event_count > 0
-            decision = decide(self.flow(execution_id), state, signal, now)
+            flow = self.flow(execution_id)
+            if self.advisor is not None and isinstance(signal, Outcome):
+                signal = self.advisor.advise(flow, state, signal)
+            decision = decide(flow, state, signal, now)
             self._collect(state, decision.events, decision.commands, out, new_commands)
             if decision.drop_commands:
                 self.store.drop_commands(execution_id)

@@ -39,6 +39,9 @@ class Outcome:
     meta: Mapping[str, Any] = field(default_factory=dict)
     #: the worker that ran the command; recorded as the ``actor`` of the events it causes
     actor: str | None = None
+    #: anomalies the shell's advisor found in this outcome (``events.Anomaly`` dicts):
+    #: data, so ``decide`` stays pure and a replay decides the same
+    anomalies: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,8 @@ class StepState:
     error_type: str | None = None
     error_message: str | None = None
     args: dict[str, Any] = field(default_factory=dict)
+    #: ``anomaly.detected`` metas of the step's current run (cleared when it runs again)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
     # loop steps
     items: list[Any] | None = None
     loop_results: dict[int, Any] = field(default_factory=dict)
@@ -163,6 +165,7 @@ def _apply_step_started(s: ExecutionState, e: Event) -> None:
         st.args = dict(ctx.get("args") or {})
         st.error_type = st.error_message = None
         st.duration_ms = None
+        st.anomalies = []
         s.arrivals.pop(name, None)
         if "items" in ctx:
             st.items = list(ctx["items"])
@@ -285,6 +288,10 @@ def _apply_decision_notice(s: ExecutionState, e: Event) -> None:
         request["escalated"] = True
 
 
+def _apply_anomaly_detected(s: ExecutionState, e: Event) -> None:
+    s.step(e.step_name or "").anomalies.append(dict(e.meta or {}))
+
+
 def _apply_recorded(s: ExecutionState, e: Event) -> None:
     """Known event types that do not change execution state (yet)."""
 
@@ -310,4 +317,5 @@ _HANDLERS: dict[str, Callable[[ExecutionState, Event], None]] = {
     "decision.escalated": _apply_decision_notice,
     "decision.reminded": _apply_decision_notice,
     "callback.received": _apply_callback_received,
+    "anomaly.detected": _apply_anomaly_detected,
 }

@@ -1,0 +1,215 @@
+"""Anomaly detection: a step's outcome judged against its baselines, outside ``decide``.
+
+The orchestrator hands every worker outcome to its advisor before deciding; the
+``Detector`` looks the step up in its ``Baselines`` and returns the outcome with the
+anomalies it found attached (``Outcome.anomalies``). ``decide`` records them as
+``anomaly.detected`` events and routes on them, so it stays pure: a replay of the same
+signals decides the same, whatever the baselines say today.
+
+Three kinds (see docs/anomalies.md):
+
+- ``duration``: a finished attempt slower than median + ``threshold`` x spread;
+- ``result_drift``: a numeric result field beyond ``threshold`` robust z either way;
+- ``failure_rate``: a failed attempt whose recent window holds improbably many failures
+  at the step's long-run rate (binomial tail below ``alpha``), once per window.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from playloop.dsl.flow import Flow, FlowStep
+from playloop.engine.events import Anomaly, Event
+from playloop.engine.signals import Outcome
+from playloop.engine.state import ExecutionState
+from playloop.learn.baselines import (
+    Baseline,
+    Baselines,
+    StepHistory,
+    failure_spike,
+    numeric_fields,
+    robust_z,
+)
+from playloop.store.base import EventStore
+
+__all__ = ["Anomaly", "Detector", "Thresholds"]
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The detector's defaults; a step's ``anomaly:`` block overrides ``z`` and
+    ``min_samples``."""
+
+    #: robust z beyond which a duration or a result field is anomalous (Iglewicz-Hoaglin)
+    z: float = 3.5
+    #: past samples a baseline needs before it judges (attempts, for failure rates)
+    min_samples: int = 20
+    #: attempts in the recent window of the failure-rate test (the current one included)
+    window: int = 20
+    #: the window's failures are a spike when this improbable at the long-run rate
+    alpha: float = 0.001
+    #: and at least this many
+    min_failures: int = 3
+    #: a duration's spread is at least this many ms and this fraction of the median
+    #: (timers have ms resolution; a step of steady 20 ms is not anomalous at 22 ms)
+    duration_floor_ms: float = 2.0
+    duration_floor_ratio: float = 0.1
+
+
+class Detector:
+    """The orchestrator's advisor: ``prepare`` before a transaction, ``advise`` on each
+    outcome inside it, ``observe`` the events it committed."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        thresholds: Thresholds | None = None,
+        baselines: Baselines | None = None,
+    ) -> None:
+        self.thresholds = thresholds or Thresholds()
+        self.baselines = baselines or Baselines(store)
+
+    def prepare(self) -> None:
+        self.baselines.refresh()
+
+    def observe(self, events: Sequence[Event]) -> None:
+        self.baselines.observe(events)
+
+    def advise(self, flow: Flow, state: ExecutionState, outcome: Outcome) -> Outcome:
+        """The outcome with the anomalies of its step attached (unchanged when none)."""
+        cmd = outcome.command
+        step = flow.steps.get(cmd.step)
+        st = state.steps.get(cmd.step)
+        if (
+            cmd.iteration is not None
+            or outcome.anomalies
+            or step is None
+            or st is None
+            or not step.anomaly.enabled
+            or step.loop is not None
+            or st.status != "running"
+            or st.attempt != cmd.attempt
+            or (outcome.ok and cmd.payload.get("callback"))
+        ):
+            return outcome
+        found = self.judge(state.playbook_path, step, outcome)
+        if not found:
+            return outcome
+        return dataclasses.replace(outcome, anomalies=tuple(a.model_dump() for a in found))
+
+    def judge(self, playbook: str, step: FlowStep, outcome: Outcome) -> list[Anomaly]:
+        self.baselines.load(playbook)
+        history = self.baselines.steps.get((playbook, step.name))
+        if history is None:
+            return []
+        if not outcome.ok:
+            spike = self._failure_rate(step, history, outcome)
+            return [spike] if spike else []
+        found = []
+        if outcome.duration_ms is not None:
+            slow = self._duration(step, history, float(outcome.duration_ms))
+            if slow:
+                found.append(slow)
+        watched = step.anomaly.fields
+        for name, value in numeric_fields(outcome.result).items():
+            if watched is None or name in watched:
+                drift = self._drift(step, history, name, value)
+                if drift:
+                    found.append(drift)
+        return found
+
+    # --- the three kinds ----------------------------------------------------------------
+
+    def _z(self, step: FlowStep) -> float:
+        return step.anomaly.threshold or self.thresholds.z
+
+    def _min(self, step: FlowStep) -> int:
+        return step.anomaly.min_samples or self.thresholds.min_samples
+
+    def _duration(self, step: FlowStep, history: StepHistory, value: float) -> Anomaly | None:
+        series = history.duration
+        if len(series.values) < self._min(step):
+            return None
+        base = series.baseline()
+        t = self.thresholds
+        floor = max(t.duration_floor_ms, t.duration_floor_ratio * base.median)
+        z = robust_z(value, base, floor)
+        if z <= self._z(step):
+            return None
+        ratio = value / base.median if base.median else None
+        evidence = {"spread_floor_ms": round(floor, 3), "ratio": _round(ratio)}
+        return _anomaly("duration", step, "duration_ms", value, base, z, self._z(step), evidence)
+
+    def _drift(
+        self, step: FlowStep, history: StepHistory, name: str, value: float
+    ) -> Anomaly | None:
+        series = history.fields.get(name)
+        if series is None or len(series.values) < self._min(step):
+            return None
+        base = series.baseline()
+        z = robust_z(value, base)
+        if abs(z) <= self._z(step):
+            return None
+        evidence = {"direction": "high" if z > 0 else "low", "z": _round(z)}
+        return _anomaly("result_drift", step, name, value, base, abs(z), self._z(step), evidence)
+
+    def _failure_rate(
+        self, step: FlowStep, history: StepHistory, outcome: Outcome
+    ) -> Anomaly | None:
+        t = self.thresholds
+        past = list(history.outcomes)
+        recent, before = past[len(past) - (t.window - 1) :], past[: len(past) - (t.window - 1)]
+        if len(recent) < t.window - 1 or len(before) < self._min(step):
+            return None
+        if history.last_spike is not None and history.attempts - history.last_spike < t.window - 1:
+            return None  # this burst was reported already
+        spike = failure_spike([*recent, True], before)
+        if spike.failures < t.min_failures or spike.p_value > t.alpha:
+            return None
+        spread = math.sqrt(spike.rate * (1 - spike.rate) / spike.window)
+        base = Baseline(spike.rate, spread, spike.baseline_attempts)
+        evidence = {
+            "window": spike.window,
+            "failures": spike.failures,
+            "baseline_failures": spike.baseline_failures,
+            "baseline_attempts": spike.baseline_attempts,
+            "p_value": float(f"{spike.p_value:.3g}"),
+            "error_type": outcome.error_type,
+        }
+        value = spike.failures / spike.window
+        threshold = -math.log10(t.alpha)
+        return _anomaly(
+            "failure_rate", step, "failure_rate", value, base, spike.score, threshold, evidence
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _anomaly(
+    kind: str,
+    step: FlowStep,
+    metric: str,
+    value: float,
+    base: Baseline,
+    score: float,
+    threshold: float,
+    evidence: dict[str, Any],
+) -> Anomaly:
+    return Anomaly.model_validate(
+        {
+            "kind": kind,
+            "step": step.name,
+            "metric": metric,
+            "value": value,
+            "baseline": base.as_dict(),
+            "score": round(min(score, 1e9), 3),
+            "threshold": round(threshold, 3),
+            "evidence": evidence,
+        }
+    )
