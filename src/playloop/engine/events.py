@@ -327,6 +327,11 @@ def new_id() -> int:
     return _ids.next()
 
 
+def id_at(ts: float) -> int:
+    """The least event id made at or after the time ``ts`` (seconds since the epoch)."""
+    return max(0, int(ts * 1000) - _EPOCH_MS) << 22
+
+
 def utcnow() -> str:
     """Timestamps are ISO-8601 UTC with microseconds: they sort as text in SQLite."""
     return datetime.now(UTC).isoformat(timespec="microseconds")

@@ -56,8 +56,17 @@ class Thresholds:
     min_failures: int = 3
     #: a duration's spread is at least this many ms and this fraction of the median
     #: (timers have ms resolution; a step of steady 20 ms is not anomalous at 22 ms)
-    duration_floor_ms: float = 2.0
+    duration_floor_ms: float = 5.0
     duration_floor_ratio: float = 0.1
+    #: and a slow attempt takes at least this many times the median (a busy machine
+    #: stretches a 30 ms step to 50 ms now and then; that is noise, not news)
+    duration_min_ratio: float = 2.0
+    #: and at least this many ms more than the median: on a busy machine the scheduler
+    #: alone stretches a step by tens of ms (up to 85 ms measured at load 7 on 2 cores)
+    duration_min_excess_ms: float = 100.0
+    #: a result field's spread is at least this fraction of its median: 20 samples
+    #: estimate a spread within about a third, and a score that moved 1 % is no drift
+    drift_floor_ratio: float = 0.01
 
 
 class Detector:
@@ -71,7 +80,7 @@ class Detector:
         baselines: Baselines | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
-        self.baselines = baselines or Baselines(store)
+        self.baselines = baselines or Baselines(store, window=self.thresholds.window)
 
     def prepare(self) -> None:
         self.baselines.refresh()
@@ -138,7 +147,11 @@ class Detector:
         t = self.thresholds
         floor = max(t.duration_floor_ms, t.duration_floor_ratio * base.median)
         z = robust_z(value, base, floor)
-        if z <= self._z(step):
+        if (
+            z <= self._z(step)
+            or value < t.duration_min_ratio * base.median
+            or value - base.median < t.duration_min_excess_ms
+        ):
             return None
         ratio = value / base.median if base.median else None
         evidence = {"spread_floor_ms": round(floor, 3), "ratio": _round(ratio)}
@@ -151,7 +164,7 @@ class Detector:
         if series is None or len(series.values) < self._min(step):
             return None
         base = series.baseline()
-        z = robust_z(value, base)
+        z = robust_z(value, base, self.thresholds.drift_floor_ratio * abs(base.median))
         if abs(z) <= self._z(step):
             return None
         evidence = {"direction": "high" if z > 0 else "low", "z": _round(z)}
@@ -161,13 +174,14 @@ class Detector:
         self, step: FlowStep, history: StepHistory, outcome: Outcome
     ) -> Anomaly | None:
         t = self.thresholds
-        past = list(history.outcomes)
-        recent, before = past[len(past) - (t.window - 1) :], past[: len(past) - (t.window - 1)]
-        if len(recent) < t.window - 1 or len(before) < self._min(step):
+        cut = len(history.outcomes) - (t.window - 1)
+        if history.in_spike or cut < 0:
+            return None  # a spike reported already goes on: one anomaly per spike
+        before_failures, before = history.calm(cut)
+        if before < self._min(step):
             return None
-        if history.last_spike is not None and history.attempts - history.last_spike < t.window - 1:
-            return None  # this burst was reported already
-        spike = failure_spike([*recent, True], before)
+        recent = sum(list(history.outcomes)[cut:]) + 1  # this failure is not folded yet
+        spike = failure_spike(recent, t.window, before_failures, before)
         if spike.failures < t.min_failures or spike.p_value > t.alpha:
             return None
         spread = math.sqrt(spike.rate * (1 - spike.rate) / spike.window)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from playloop.engine.events import Event
+from playloop.engine.events import Event, id_at
 from playloop.store.base import EventStore
 from playloop.store.generic import fetch
 from playloop.store.sqlstore import SqlStore
@@ -34,6 +34,9 @@ MEANAD_SCALE = 1.2533
 LOAD_LIMIT = 20_000
 #: numeric result fields followed per step
 MAX_FIELDS = 32
+#: a transaction commits well within this many seconds of making its event ids, so a
+#: refresh moves its checkpoint at least this close to now (and never reads older rows)
+COMMIT_LAG = 2.0
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -110,16 +113,16 @@ class Spike:
         return -math.log10(max(self.p_value, 1e-300))
 
 
-def failure_spike(recent: Sequence[bool], before: Sequence[bool]) -> Spike:
-    """Is the number of failures in ``recent`` improbable at the failure rate of ``before``?
+def failure_spike(failures: int, window: int, before_failures: int, before: int) -> Spike:
+    """Are ``failures`` of ``window`` attempts improbable at the long-run failure rate?
 
-    The long-run rate is smoothed (Laplace: one failure and one success added), so a step
-    that never failed still has a small rate and a burst of failures a finite p-value.
+    The long-run rate, ``before_failures`` of ``before`` attempts, is smoothed (Laplace:
+    one failure and one success added), so a step that never failed still has a small
+    rate and a burst of failures a finite p-value.
     """
-    f0, n0 = sum(before), len(before)
-    rate = (f0 + 1) / (n0 + 2)
-    k = sum(recent)
-    return Spike(k, len(recent), f0, n0, rate, binomial_tail(k, len(recent), rate))
+    rate = (before_failures + 1) / (before + 2)
+    p_value = binomial_tail(failures, window, rate)
+    return Spike(failures, window, before_failures, before, rate, p_value)
 
 
 # --- history of one step ---------------------------------------------------------------------
@@ -127,8 +130,9 @@ def failure_spike(recent: Sequence[bool], before: Sequence[bool]) -> Spike:
 
 @dataclass(slots=True)
 class Series:
-    """Recent values of one metric and their baseline, recomputed lazily: when at least
-    1/20 of the history is new (a median of 200 values barely moves with one more)."""
+    """Recent values of one metric and their baseline, recomputed lazily: when 5 values,
+    and at least 1/20 of the history, are new since (a median of 200 values barely moves
+    with one more; judging stays cheap on the step's hot path)."""
 
     values: deque[float]
     added: int = 0
@@ -141,7 +145,7 @@ class Series:
 
     def baseline(self) -> Baseline:
         n = len(self.values)
-        if self._baseline is None or self.added - self._at >= max(1, n // 20):
+        if self._baseline is None or self.added - self._at >= max(5, n // 20):
             self._baseline = robust(list(self.values))
             self._at = self.added
         return self._baseline
@@ -149,19 +153,57 @@ class Series:
 
 @dataclass(slots=True)
 class StepHistory:
+    """One step's recent samples. Attempts are outcomes (failed or not), oldest first;
+    those of a reported failure spike (its window, and every attempt until the failure
+    count of the last ``window`` attempts is back within two standard deviations of the
+    long-run rate) are marked, and left out of the long-run rate: past bursts must not
+    make the next one look normal."""
+
     history: int
     outcomes_kept: int
+    window: int
     duration: Series = field(init=False)
     fields: dict[str, Series] = field(default_factory=dict)
     #: True for a failed attempt, oldest first
     outcomes: deque[bool] = field(init=False)
+    #: True for an attempt of a reported spike (parallel to ``outcomes``)
+    spiked: deque[bool] = field(init=False)
     attempts: int = 0
-    #: ``attempts`` when the last failure_rate anomaly was recorded
-    last_spike: int | None = None
+    #: a reported spike goes on: no other failure_rate anomaly until it ends
+    in_spike: bool = False
 
     def __post_init__(self) -> None:
         self.duration = Series(deque(maxlen=self.history))
         self.outcomes = deque(maxlen=self.outcomes_kept)
+        self.spiked = deque(maxlen=self.outcomes_kept)
+
+    def calm(self, upto: int) -> tuple[int, int]:
+        """``(failures, attempts)`` of the first ``upto`` attempts kept, spikes left out."""
+        failures = attempts = 0
+        for i, (failed, spiked) in enumerate(zip(self.outcomes, self.spiked, strict=True)):
+            if i >= upto:
+                break
+            if not spiked:
+                failures += failed
+                attempts += 1
+        return failures, attempts
+
+    def spike_reported(self) -> None:
+        for i in range(max(0, len(self.spiked) - self.window), len(self.spiked)):
+            self.spiked[i] = True
+        self.in_spike = True
+
+    def _outcome(self, failed: bool) -> None:
+        self.attempts += 1
+        self.outcomes.append(failed)
+        self.spiked.append(self.in_spike)
+        if self.in_spike and len(self.outcomes) >= self.window:
+            f, n = self.calm(len(self.outcomes))
+            rate = (f + 1) / (n + 2)
+            recent = sum(list(self.outcomes)[-self.window :])
+            usual = self.window * rate
+            if recent <= usual + 2 * math.sqrt(usual * (1 - rate)):
+                self.in_spike = False
 
     def series(self, name: str) -> Series | None:
         found = self.fields.get(name)
@@ -170,8 +212,7 @@ class StepHistory:
         return found
 
     def finished(self, duration_ms: int | None, result: Any) -> None:
-        self.attempts += 1
-        self.outcomes.append(False)
+        self._outcome(False)
         if duration_ms is not None:
             self.duration.add(float(duration_ms))
         for name, value in numeric_fields(result).items():
@@ -180,8 +221,7 @@ class StepHistory:
                 series.add(value)
 
     def failed(self) -> None:
-        self.attempts += 1
-        self.outcomes.append(True)
+        self._outcome(True)
 
 
 def numeric_fields(result: Any) -> dict[str, float]:
@@ -213,24 +253,28 @@ class Baselines:
         *,
         history: int = 200,
         outcomes: int = 500,
+        window: int = 20,
         refresh_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.history = history
         self.outcomes = outcomes
+        self.window = window
         self.refresh_seconds = refresh_seconds
         self.steps: dict[tuple[str, str], StepHistory] = {}
         #: playbook -> the greatest event id read from the store for it
         self.checkpoints: dict[str, int] = {}
         #: ids folded by ``observe`` that a refresh may read again -> their playbook
         self._observed: dict[int, str] = {}
+        #: the actor of the events this process commits: a refresh does not read them
+        self._actor: str | None = None
         self._refreshed = time.monotonic()
 
     def step(self, playbook: str, step: str) -> StepHistory:
         key = (playbook, step)
         found = self.steps.get(key)
         if found is None:
-            found = self.steps[key] = StepHistory(self.history, self.outcomes)
+            found = self.steps[key] = StepHistory(self.history, self.outcomes, self.window)
         return found
 
     def fold(self, e: Event) -> None:
@@ -245,8 +289,7 @@ class Baselines:
         elif kind in ("step.failed", "step.timed_out"):
             self.step(e.playbook_path, e.step_name).failed()
         elif kind == "anomaly.detected" and (e.meta or {}).get("kind") == "failure_rate":
-            history = self.step(e.playbook_path, e.step_name)
-            history.last_spike = history.attempts
+            self.step(e.playbook_path, e.step_name).spike_reported()
 
     def load(self, playbook: str) -> None:
         """Read the playbook's newest step events, once (later: ``observe``, ``refresh``)."""
@@ -266,17 +309,23 @@ class Baselines:
             if event.playbook_path in self.checkpoints and event.event_type in SAMPLE_TYPES:
                 self.fold(event)
                 self._observed[event.event_id] = event.playbook_path
+                self._actor = event.actor or self._actor
 
     def refresh(self, *, force: bool = False) -> None:
-        """Fold what other processes appended since the checkpoints (rate-limited)."""
+        """Fold what other processes appended since the checkpoints (rate-limited).
+
+        Events of this process's actor are not read (``observe`` folded them); the ids
+        folded by ``observe`` are skipped all the same, whoever their actor.
+        """
         now = time.monotonic()
         if not force and now - self._refreshed < self.refresh_seconds:
             return
         self._refreshed = now
         sql = _sql(self.store)
+        settled = id_at(time.time() - COMMIT_LAG)
         for playbook, after in list(self.checkpoints.items()):
             while True:
-                params = {"playbook": playbook, "after": after, "limit": 5000}
+                params = {"playbook": playbook, "after": after, "actor": self._actor, "limit": 5000}
                 rows = fetch(sql, "anomaly_since", params)
                 for event in map(sql.event_from_row, rows):
                     after = max(after, event.event_id)
@@ -284,7 +333,7 @@ class Baselines:
                         self.fold(event)
                 if len(rows) < 5000:
                     break
-            self.checkpoints[playbook] = after
+            self.checkpoints[playbook] = max(after, settled)
         # an observed id at or below its playbook's checkpoint is never read again
         self._observed = {i: p for i, p in self._observed.items() if i > self.checkpoints.get(p, 0)}
 

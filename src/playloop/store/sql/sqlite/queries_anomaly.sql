@@ -15,7 +15,8 @@ ORDER BY created_at DESC, event_id DESC
 LIMIT :limit
 
 -- name: anomaly_since
--- The step events of one playbook after a checkpoint (an event id), oldest first.
+-- The step events of one playbook after a checkpoint (an event id), oldest first, but for
+-- those of one actor (this process: it folded its own events as it committed them).
 -- The unary + keeps SQLite off the playbook index: the rowid range holds only new events.
 SELECT event_id, execution_id, seq, NULL, NULL, playbook_path, playbook_version, event_type,
        step_name, status, attempt, iteration, duration_ms, error_type, NULL, NULL, result, meta,
@@ -25,5 +26,6 @@ WHERE event_id > :after
   AND +playbook_path = :playbook
   AND event_type IN ('step.finished', 'step.failed', 'step.timed_out', 'anomaly.detected')
   AND iteration IS NULL
+  AND (:actor IS NULL OR actor IS NOT :actor)
 ORDER BY event_id
 LIMIT :limit
