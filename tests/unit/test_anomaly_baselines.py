@@ -88,11 +88,12 @@ def test_a_reported_spike_is_left_out_of_the_long_run_rate_until_it_ends() -> No
     assert h.in_spike and list(h.spiked)[-5:] == [True] * 5
     h.failed()  # the spike goes on
     assert h.in_spike and h.calm(len(h.outcomes)) == (0, 20)
-    for _ in range(3):
-        h.finished(10, None)
-    assert h.in_spike  # the last 5 attempts hold 2 failures: more than 2 sd above normal
     h.finished(10, None)
-    assert not h.in_spike  # 1 failure: back to normal; every attempt so far was the spike's
+    h.finished(10, None)
+    # 3 failures in the last 5 at a rate of 1 / (20 + 2): p = 0.00083, a spike still
+    assert h.in_spike
+    h.finished(10, None)
+    assert not h.in_spike  # 2 failures: fewer than min_failures; all so far were the spike's
     h.finished(10, None)
     assert h.calm(len(h.outcomes)) == (0, 21)
 

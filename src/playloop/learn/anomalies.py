@@ -80,7 +80,10 @@ class Detector:
         baselines: Baselines | None = None,
     ) -> None:
         self.thresholds = thresholds or Thresholds()
-        self.baselines = baselines or Baselines(store, window=self.thresholds.window)
+        t = self.thresholds
+        self.baselines = baselines or Baselines(
+            store, window=t.window, alpha=t.alpha, min_failures=t.min_failures
+        )
 
     def prepare(self) -> None:
         self.baselines.refresh()

@@ -154,14 +154,16 @@ class Series:
 @dataclass(slots=True)
 class StepHistory:
     """One step's recent samples. Attempts are outcomes (failed or not), oldest first;
-    those of a reported failure spike (its window, and every attempt until the failure
-    count of the last ``window`` attempts is back within two standard deviations of the
-    long-run rate) are marked, and left out of the long-run rate: past bursts must not
-    make the next one look normal."""
+    those of a reported failure spike (its window, and every attempt until the last
+    ``window`` attempts are no spike any more: fewer than ``min_failures`` failures, or
+    not improbable at ``alpha``) are marked, and left out of the long-run rate: past
+    bursts must not make the next one look normal."""
 
     history: int
     outcomes_kept: int
     window: int
+    alpha: float = 0.001
+    min_failures: int = 3
     duration: Series = field(init=False)
     fields: dict[str, Series] = field(default_factory=dict)
     #: True for a failed attempt, oldest first
@@ -197,12 +199,10 @@ class StepHistory:
         self.attempts += 1
         self.outcomes.append(failed)
         self.spiked.append(self.in_spike)
-        if self.in_spike and len(self.outcomes) >= self.window:
-            f, n = self.calm(len(self.outcomes))
-            rate = (f + 1) / (n + 2)
+        if self.in_spike:
             recent = sum(list(self.outcomes)[-self.window :])
-            usual = self.window * rate
-            if recent <= usual + 2 * math.sqrt(usual * (1 - rate)):
+            spike = failure_spike(recent, self.window, *self.calm(len(self.outcomes)))
+            if recent < self.min_failures or spike.p_value > self.alpha:
                 self.in_spike = False
 
     def series(self, name: str) -> Series | None:
@@ -254,12 +254,16 @@ class Baselines:
         history: int = 200,
         outcomes: int = 500,
         window: int = 20,
+        alpha: float = 0.001,
+        min_failures: int = 3,
         refresh_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.history = history
         self.outcomes = outcomes
         self.window = window
+        self.alpha = alpha
+        self.min_failures = min_failures
         self.refresh_seconds = refresh_seconds
         self.steps: dict[tuple[str, str], StepHistory] = {}
         #: playbook -> the greatest event id read from the store for it
@@ -274,7 +278,9 @@ class Baselines:
         key = (playbook, step)
         found = self.steps.get(key)
         if found is None:
-            found = self.steps[key] = StepHistory(self.history, self.outcomes, self.window)
+            found = self.steps[key] = StepHistory(
+                self.history, self.outcomes, self.window, self.alpha, self.min_failures
+            )
         return found
 
     def fold(self, e: Event) -> None:
