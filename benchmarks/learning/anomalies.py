@@ -182,6 +182,8 @@ def overhead(folder: Path, db: str | None, rounds: int) -> dict[str, Any]:
     path = w1_chain(folder)
     on: list[float] = []
     off: list[float] = []
+    cpu_on: list[float] = []
+    cpu_off: list[float] = []
     engines = [
         Engine(folder / "w1-on", db=db, anomalies=True),
         Engine(folder / "w1-off", db=db, anomalies=False),
@@ -195,11 +197,14 @@ def overhead(folder: Path, db: str | None, rounds: int) -> dict[str, Any]:
                 assert engine.run(flow)["status"] == "completed"
         timed.seconds, timed.calls = 0.0, 0
         for _ in range(rounds):
-            for figures, engine, flow in zip((on, off), engines, flows, strict=True):
-                started = time.perf_counter()
+            for figures, cpu, engine, flow in zip(
+                (on, off), (cpu_on, cpu_off), engines, flows, strict=True
+            ):
+                started, cpu_started = time.perf_counter(), time.process_time()
                 summary = engine.run(flow)
                 assert summary["status"] == "completed" and summary["result"] == 100
                 figures.append(100 / (time.perf_counter() - started))
+                cpu.append(1e6 * (time.process_time() - cpu_started) / 100)
         judged = engines[0].detector
         assert judged is not None and len(judged.baselines.steps) == 100
     finally:
@@ -208,6 +213,8 @@ def overhead(folder: Path, db: str | None, rounds: int) -> dict[str, Any]:
     return {
         "on": on,
         "off": off,
+        "cpu_on": cpu_on,
+        "cpu_off": cpu_off,
         "per_step_us": 1e6 * timed.seconds / max(1, timed.calls),
         "refresh_per_step_us": 1e6 * timed.refresh_seconds / max(1, timed.calls),
     }
@@ -219,7 +226,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--cycles", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--verbose", action="store_true", help="print every injection and miss")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,10 +247,20 @@ def main() -> None:
                 f"{statistics.median(figures):5.0f} steps/s  rounds: "
                 + " ".join(f"{f:.0f}" for f in figures)
             )
+        for label, figures in (("with", w1["cpu_on"]), ("without", w1["cpu_off"])):
+            print(
+                f"W1 {label + ' detection':18s} least {min(figures):5.0f}, median "
+                f"{statistics.median(figures):5.0f} us of CPU per step (this process, "
+                "engine and worker threads)"
+            )
         best = 100 * (max(w1["off"]) - max(w1["on"])) / max(w1["off"])
         middle = statistics.median(w1["off"])
         typical = 100 * (middle - statistics.median(w1["on"])) / middle
-        print(f"W1 overhead: {best:+.1f} % (best vs best), {typical:+.1f} % (median vs median)")
+        cpu = 100 * (min(w1["cpu_on"]) - min(w1["cpu_off"])) / min(w1["cpu_off"])
+        print(
+            f"W1 overhead: {best:+.1f} % (best vs best), {typical:+.1f} % (median vs median), "
+            f"{cpu:+.1f} % of CPU (least vs least)"
+        )
         step_us = 1e6 / statistics.median(w1["on"])
         print(
             f"time in the detector: {w1['per_step_us']:.1f} us per step "

@@ -148,17 +148,23 @@ class Detector:
             return None
         base = series.baseline()
         t = self.thresholds
+        limit = self._z(step)
         floor = max(t.duration_floor_ms, t.duration_floor_ratio * base.median)
-        z = robust_z(value, base, floor)
-        if (
-            z <= self._z(step)
-            or value < t.duration_min_ratio * base.median
-            or value - base.median < t.duration_min_excess_ms
-        ):
+        band = series.bands.get(("duration", limit))
+        if band is None:  # the least anomalous duration, once per baseline
+            scale = max(base.mad, floor, 1e-9 * max(1.0, base.median))
+            high = max(
+                base.median + limit * scale,
+                t.duration_min_ratio * base.median,
+                base.median + t.duration_min_excess_ms,
+            )
+            band = series.bands[("duration", limit)] = (0.0, high)
+        if value <= band[1]:
             return None
+        z = robust_z(value, base, floor)
         ratio = value / base.median if base.median else None
         evidence = {"spread_floor_ms": round(floor, 3), "ratio": _round(ratio)}
-        return _anomaly("duration", step, "duration_ms", value, base, z, self._z(step), evidence)
+        return _anomaly("duration", step, "duration_ms", value, base, z, limit, evidence)
 
     def _drift(
         self, step: FlowStep, history: StepHistory, name: str, value: float
@@ -167,11 +173,20 @@ class Detector:
         if series is None or len(series.values) < self._min(step):
             return None
         base = series.baseline()
-        z = robust_z(value, base, self.thresholds.drift_floor_ratio * abs(base.median))
-        if abs(z) <= self._z(step):
+        limit = self._z(step)
+        floor = self.thresholds.drift_floor_ratio * abs(base.median)
+        band = series.bands.get(("drift", limit))
+        if band is None:  # the values that are no drift, once per baseline
+            scale = max(base.mad, floor, 1e-9 * max(1.0, abs(base.median)))
+            band = series.bands[("drift", limit)] = (
+                base.median - limit * scale,
+                base.median + limit * scale,
+            )
+        if band[0] <= value <= band[1]:
             return None
+        z = robust_z(value, base, floor)
         evidence = {"direction": "high" if z > 0 else "low", "z": _round(z)}
-        return _anomaly("result_drift", step, name, value, base, abs(z), self._z(step), evidence)
+        return _anomaly("result_drift", step, name, value, base, abs(z), limit, evidence)
 
     def _failure_rate(
         self, step: FlowStep, history: StepHistory, outcome: Outcome

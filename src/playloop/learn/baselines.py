@@ -136,6 +136,8 @@ class Series:
 
     values: deque[float]
     added: int = 0
+    #: what a judge derived from the current baseline (its bounds), dropped with it
+    bands: dict[Any, tuple[float, float]] = field(default_factory=dict)
     _baseline: Baseline | None = None
     _at: int = 0
 
@@ -148,6 +150,7 @@ class Series:
         if self._baseline is None or self.added - self._at >= max(5, n // 20):
             self._baseline = robust(list(self.values))
             self._at = self.added
+            self.bands.clear()
         return self._baseline
 
 
