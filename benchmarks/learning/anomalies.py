@@ -155,9 +155,9 @@ class Timed:
         self.refresh_seconds = 0.0
         self.calls = 0
 
-    def prepare(self) -> None:
+    def prepare(self, playbooks: set[str]) -> None:
         started = time.perf_counter()
-        self.inner.prepare()
+        self.inner.prepare(playbooks)
         took = time.perf_counter() - started
         self.seconds += took
         self.refresh_seconds += took

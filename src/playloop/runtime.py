@@ -84,7 +84,7 @@ class Engine:
         self.store = open_store(self.db_url)
         REDACTOR.install()  # mask secrets in every log record of this process
         self._credentials = CredentialStore(self.store, self.home).get
-        self.detector = Detector(self.store) if anomalies else None
+        self.detector = Detector(lambda: self.orchestrator.store) if anomalies else None
         self.orchestrator = Orchestrator(
             self.store, self._flow_from_catalog, self._resolve_child, self.detector
         )

@@ -87,7 +87,7 @@ class Advisor(Protocol):
     (``learn.anomalies.Detector``: ``Outcome.anomalies``). ``prepare`` runs before each
     transaction (reads of its own go there), ``observe`` after each commit."""
 
-    def prepare(self) -> None: ...
+    def prepare(self, playbooks: set[str]) -> None: ...
     def advise(self, flow: Flow, state: ExecutionState, outcome: Outcome) -> Outcome: ...
     def observe(self, events: Sequence[Event]) -> None: ...
 
@@ -194,7 +194,7 @@ class Orchestrator:
         """
         args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
         if self.advisor is not None:
-            self.advisor.prepare()
+            self.advisor.prepare(self._playbooks(signals))
         if self.optimistic:
             try:
                 return self._observed(self._advance(*args, optimistic=True))
@@ -208,6 +208,16 @@ class Orchestrator:
                 for execution_id, _ in signals:
                     self._contended[execution_id] = until
         return self._observed(self._advance(*args, optimistic=False))
+
+    def _playbooks(self, signals: Sequence[tuple[int, Signal | SpawnChild]]) -> set[str]:
+        """The playbooks of the executions whose outcomes arrive (those already cached)."""
+        found = set()
+        for execution_id, signal in signals:
+            if isinstance(signal, Outcome):
+                state = self.states.get(execution_id)
+                if state is not None and state.playbook_path:
+                    found.add(state.playbook_path)
+        return found
 
     def _observed(self, out: Advanced) -> Advanced:
         if self.advisor is not None and out.events:

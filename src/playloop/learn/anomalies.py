@@ -17,8 +17,9 @@ Three kinds (see docs/anomalies.md):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ from playloop.learn.baselines import (
 from playloop.store.base import EventStore
 
 __all__ = ["Anomaly", "Detector", "Thresholds"]
+
+log = logging.getLogger("playloop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Detector:
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventStore | Callable[[], EventStore],
         thresholds: Thresholds | None = None,
         baselines: Baselines | None = None,
     ) -> None:
@@ -85,11 +88,21 @@ class Detector:
             store, window=t.window, alpha=t.alpha, min_failures=t.min_failures
         )
 
-    def prepare(self) -> None:
-        self.baselines.refresh()
+    def prepare(self, playbooks: set[str]) -> None:
+        """Before a transaction: read the baselines of these playbooks when new, and what
+        other processes appended (every ``refresh_seconds``)."""
+        try:
+            for playbook in playbooks:
+                self.baselines.load(playbook)
+            self.baselines.refresh()
+        except Exception:  # advice only: a failed read must not hold a step back
+            log.exception("anomaly baselines: reading the store failed")
 
     def observe(self, events: Sequence[Event]) -> None:
-        self.baselines.observe(events)
+        try:
+            self.baselines.observe(events)
+        except Exception:  # the events are committed: never fail their batch now
+            log.exception("anomaly baselines: observe failed")
 
     def advise(self, flow: Flow, state: ExecutionState, outcome: Outcome) -> Outcome:
         """The outcome with the anomalies of its step attached (unchanged when none)."""
@@ -108,7 +121,14 @@ class Detector:
             or (outcome.ok and cmd.payload.get("callback"))
         ):
             return outcome
-        found = self.judge(state.playbook_path, step, outcome)
+        # read already by ``prepare`` unless the state was not cached; a read here fails
+        # the batch on error (PostgreSQL aborts the transaction), which is then retried
+        self.baselines.load(state.playbook_path)
+        try:
+            found = self.judge(state.playbook_path, step, outcome)
+        except Exception:  # advice only: a bug here must not fail the step
+            log.exception("anomaly detection failed for step '%s'", step.name)
+            return outcome
         if not found:
             return outcome
         return dataclasses.replace(outcome, anomalies=tuple(a.model_dump() for a in found))

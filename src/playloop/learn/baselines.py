@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -252,7 +252,7 @@ class Baselines:
 
     def __init__(
         self,
-        store: EventStore,
+        store: EventStore | Callable[[], EventStore],
         *,
         history: int = 200,
         outcomes: int = 500,
@@ -261,6 +261,7 @@ class Baselines:
         min_failures: int = 3,
         refresh_seconds: float = 2.0,
     ) -> None:
+        #: the store to read, or how to find it (the engine's current one)
         self.store = store
         self.history = history
         self.outcomes = outcomes
@@ -304,10 +305,8 @@ class Baselines:
         """Read the playbook's newest step events, once (later: ``observe``, ``refresh``)."""
         if playbook in self.checkpoints:
             return
-        rows = fetch(
-            _sql(self.store), "anomaly_history", {"playbook": playbook, "limit": LOAD_LIMIT}
-        )
-        events = [_sql(self.store).event_from_row(r) for r in reversed(rows)]
+        rows = fetch(self._sql(), "anomaly_history", {"playbook": playbook, "limit": LOAD_LIMIT})
+        events = [self._sql().event_from_row(r) for r in reversed(rows)]
         self.checkpoints[playbook] = max((e.event_id for e in events), default=0)
         for event in events:
             self.fold(event)
@@ -330,7 +329,7 @@ class Baselines:
         if not force and now - self._refreshed < self.refresh_seconds:
             return
         self._refreshed = now
-        sql = _sql(self.store)
+        sql = self._sql()
         settled = id_at(time.time() - COMMIT_LAG)
         for playbook, after in list(self.checkpoints.items()):
             while True:
@@ -346,11 +345,11 @@ class Baselines:
         # an observed id at or below its playbook's checkpoint is never read again
         self._observed = {i: p for i, p in self._observed.items() if i > self.checkpoints.get(p, 0)}
 
+    def _sql(self) -> SqlStore:
+        store = self.store() if callable(self.store) else self.store
+        if not isinstance(store, SqlStore):
+            raise TypeError(f"{type(store).__name__} is not a SQL store")
+        return store
+
 
 SAMPLE_TYPES = frozenset({"step.finished", "step.failed", "step.timed_out", "anomaly.detected"})
-
-
-def _sql(store: EventStore) -> SqlStore:
-    if not isinstance(store, SqlStore):
-        raise TypeError(f"{type(store).__name__} is not a SQL store")
-    return store

@@ -17,14 +17,15 @@ LIMIT :limit
 -- name: anomaly_since
 -- The step events of one playbook after a checkpoint (an event id), oldest first, but for
 -- those of one actor (this process: it folded its own events as it committed them).
--- The unary + keeps SQLite off the playbook index: the rowid range holds only new events.
+-- The unary + keeps SQLite off the playbook and type indexes: the rowid range (event_id)
+-- holds only the new events.
 SELECT event_id, execution_id, seq, NULL, NULL, playbook_path, playbook_version, event_type,
        step_name, status, attempt, iteration, duration_ms, error_type, NULL, NULL, result, meta,
        NULL, created_at
 FROM noetl.event
 WHERE event_id > :after
   AND +playbook_path = :playbook
-  AND event_type IN ('step.finished', 'step.failed', 'step.timed_out', 'anomaly.detected')
+  AND +event_type IN ('step.finished', 'step.failed', 'step.timed_out', 'anomaly.detected')
   AND iteration IS NULL
   AND (:actor IS NULL OR actor IS NOT :actor)
 ORDER BY event_id
