@@ -36,7 +36,7 @@ LOAD_LIMIT = 20_000
 MAX_FIELDS = 32
 #: a transaction commits well within this many seconds of making its event ids, so a
 #: refresh moves its checkpoint at least this close to now (and never reads older rows)
-COMMIT_LAG = 2.0
+COMMIT_LAG = 1.0
 
 
 # --- statistics ----------------------------------------------------------------------------
@@ -259,7 +259,7 @@ class Baselines:
         window: int = 20,
         alpha: float = 0.001,
         min_failures: int = 3,
-        refresh_seconds: float = 2.0,
+        refresh_seconds: float = 5.0,
     ) -> None:
         #: the store to read, or how to find it (the engine's current one)
         self.store = store
@@ -276,6 +276,8 @@ class Baselines:
         self._observed: dict[int, str] = {}
         #: the actor of the events this process commits: a refresh does not read them
         self._actor: str | None = None
+        #: SQLite's count of commits by other connections at the last refresh
+        self._version: Any = None
         self._refreshed = time.monotonic()
 
     def step(self, playbook: str, step: str) -> StepHistory:
@@ -331,6 +333,14 @@ class Baselines:
         self._refreshed = now
         sql = self._sql()
         settled = id_at(time.time() - COMMIT_LAG)
+        version = fetch(sql, "anomaly_data_version")[0][0]
+        if version is not None and version == self._version:
+            # no other connection committed since: every new event is ours, observed
+            for playbook, after in self.checkpoints.items():
+                self.checkpoints[playbook] = max(after, settled)
+            self._forget_observed()
+            return
+        self._version = version
         for playbook, after in list(self.checkpoints.items()):
             while True:
                 params = {"playbook": playbook, "after": after, "actor": self._actor, "limit": 5000}
@@ -342,7 +352,10 @@ class Baselines:
                 if len(rows) < 5000:
                     break
             self.checkpoints[playbook] = max(after, settled)
-        # an observed id at or below its playbook's checkpoint is never read again
+        self._forget_observed()
+
+    def _forget_observed(self) -> None:
+        """An observed id at or below its playbook's checkpoint is never read again."""
         self._observed = {i: p for i, p in self._observed.items() if i > self.checkpoints.get(p, 0)}
 
     def _sql(self) -> SqlStore:

@@ -28,3 +28,7 @@ WHERE event_id > %(after)s
   AND (%(actor)s::text IS NULL OR actor IS DISTINCT FROM %(actor)s::text)
 ORDER BY event_id
 LIMIT %(limit)s
+
+-- name: anomaly_data_version
+-- PostgreSQL has no such counter (SQLite's PRAGMA data_version): NULL, so a refresh reads.
+SELECT NULL

@@ -30,3 +30,8 @@ WHERE event_id > :after
   AND (:actor IS NULL OR actor IS NOT :actor)
 ORDER BY event_id
 LIMIT :limit
+
+-- name: anomaly_data_version
+-- Changes when another connection (another process, another engine) committed to the
+-- event database: with no change, a refresh has nothing to read.
+PRAGMA noetl.data_version
