@@ -398,6 +398,10 @@ class Engine:
             return event
 
     def _loop(self) -> None:
+        with self.store.pinned():
+            self._serve_inbox()
+
+    def _serve_inbox(self) -> None:
         while True:
             try:
                 first = self._inbox.get(timeout=self._wait_time())
