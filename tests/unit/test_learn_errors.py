@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
-
 from benchmarks.learning.flaky_retry import FlakyServer
+
 from playloop.learn.errors import classify, is_permanent, is_transient
 from playloop.tools.base import ToolContext, ToolError, ToolTimeout, error_facts
 from playloop.tools.http import HttpConfig, HttpTool
