@@ -90,3 +90,13 @@ WHERE event_id > :after
                      'feedback.received')
 ORDER BY event_id
 LIMIT :limit
+
+-- name: learn_step_decisions
+-- The newest decisions made at one step of a playbook (playloop.learn.suggest).
+SELECT event_id, execution_id, seq, parent_execution_id, parent_event_id, playbook_path,
+       playbook_version, event_type, step_name, status, attempt, iteration, duration_ms,
+       error_type, error_message, context, result, meta, actor, created_at
+FROM noetl.event
+WHERE playbook_path = :playbook AND step_name = :step AND event_type = 'decision.made'
+ORDER BY event_id DESC
+LIMIT :limit
