@@ -45,6 +45,8 @@ COMMANDS = [
     ["feedback"],
     ["resolve"],
     ["failures"],
+    ["stats"],
+    ["suggest"],
 ]
 
 

@@ -37,6 +37,7 @@ from playloop.engine.orchestrator import (
 from playloop.engine.signals import Callback, Cancel, Decide, Outcome, Record, Signal, Start
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
+from playloop.learn.stats import StatsCache
 from playloop.secrets.credentials import CredentialStore
 from playloop.secrets.redact import REDACTOR
 from playloop.store.open import database_url, is_postgres, open_store
@@ -82,6 +83,9 @@ class Engine:
         REDACTOR.install()  # mask secrets in every log record of this process
         self._credentials = CredentialStore(self.store, self.home).get
         self.orchestrator = Orchestrator(self.store, self._flow_from_catalog, self._resolve_child)
+        #: statistics from the event log, read by learned retries and timeouts
+        self.stats = StatsCache(self.store)
+        self.orchestrator.learning = self.stats
         self.owner = make_owner()
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds

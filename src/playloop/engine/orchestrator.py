@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playloop.dsl.flow import Flow
 from playloop.engine.commands import Command
@@ -26,7 +26,11 @@ from playloop.engine.decide import decide
 from playloop.engine.events import TERMINAL_EXECUTION, Event, new_id
 from playloop.engine.signals import Outcome, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState, fold
+from playloop.learn.snapshot import Snapshot
 from playloop.store.base import EventStore, ExecutionRow, StaleSignal
+
+if TYPE_CHECKING:
+    from playloop.learn.stats import StatsCache
 
 #: how long an execution whose optimistic decision failed is decided the careful way
 CONTENDED_SECONDS = 10.0
@@ -94,6 +98,10 @@ class Orchestrator:
         #: decide first and let the store verify at commit (see ``advance``)
         self.optimistic = store.dialect == "postgres"
         self._contended: dict[int, float] = {}
+        #: the statistics learned policies read; refreshed (at most every ``max_age``
+        #: seconds, outside any transaction) only once a flow that uses them is loaded
+        self.learning: StatsCache | None = None
+        self._learning_wanted = False
 
     # --- reads -------------------------------------------------------------------------
 
@@ -122,8 +130,18 @@ class Orchestrator:
         if flow is None:
             state = self.state(execution_id, refresh=False)
             flow = self._load_flow(state.playbook_path, state.playbook_version)
-            self.flows[execution_id] = flow
+            self._remember(execution_id, flow)
         return flow
+
+    def _remember(self, execution_id: int, flow: Flow) -> None:
+        self.flows[execution_id] = flow
+        if not self._learning_wanted and uses_learning(flow):
+            self._learning_wanted = True
+
+    def _stats(self, flow: Flow) -> Snapshot | None:
+        if self.learning is None or not uses_learning(flow):
+            return None
+        return self.learning.snapshot()
 
     def forget(self, execution_id: int) -> None:
         self.states.pop(execution_id, None)
@@ -144,7 +162,7 @@ class Orchestrator:
     ) -> tuple[int, Advanced]:
         execution_id = new_id()
         self.states[execution_id] = ExecutionState(execution_id=execution_id)
-        self.flows[execution_id] = flow
+        self._remember(execution_id, flow)
         result = self.advance(
             [(execution_id, Start(workload=workload, actor=actor))],
             owner=owner,
@@ -178,6 +196,8 @@ class Orchestrator:
         decided again the careful way (lock, then read, then decide).
         """
         args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
+        if self.learning is not None and self._learning_wanted:
+            self.learning.maybe_refresh()
         if self.optimistic:
             try:
                 return self._advance(*args, optimistic=True)
@@ -305,7 +325,8 @@ class Orchestrator:
                     continue  # our lease expired and another worker took the command over
                 state = self.state(execution_id, stored_seq=stored_seq)
             was_running = state.event_count > 0
-            decision = decide(self.flow(execution_id), state, signal, now)
+            flow = self.flow(execution_id)
+            decision = decide(flow, state, signal, now, self._stats(flow))
             self._collect(state, decision.events, decision.commands, out, new_commands)
             if decision.drop_commands:
                 self.store.drop_commands(execution_id)
@@ -386,9 +407,19 @@ class Orchestrator:
             "attempt": cmd.attempt,
         }
         self.states[child_id] = ExecutionState(execution_id=child_id)
-        self.flows[child_id] = child_flow
+        self._remember(child_id, child_flow)
         work.appendleft((child_id, Start(workload=spawn.workload, parent=parent), False))
         return child_id
+
+
+def uses_learning(flow: Flow) -> bool:
+    """Whether any step of the flow has ``retry: auto``, ``timeout: auto`` or a learned rule."""
+    for step in flow.steps.values():
+        if step.timeout_auto is not None or (step.retry is not None and step.retry.auto):
+            return True
+        if any(rule.mode == "learned" for rule in step.rules):
+            return True
+    return False
 
 
 def _child_done(state: ExecutionState) -> tuple[int, Signal | SpawnChild, bool]:

@@ -14,7 +14,7 @@ from playloop.decisions.callbacks import PLACEHOLDER, callback_url
 from playloop.engine.commands import Command
 from playloop.engine.orchestrator import SpawnChild
 from playloop.engine.signals import Outcome
-from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout
+from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout, error_facts
 from playloop.tools.registry import tool
 from playloop.worker.processes import ProcessPool
 
@@ -70,6 +70,9 @@ def execute(
     except ValidationError as exc:
         return failed("ConfigError", f"step '{cmd.step}': tool config: {exc}")
     except Exception as exc:
+        facts = error_facts(exc)
+        if facts:
+            meta["details"] = facts
         return failed(type(exc).__name__, str(exc))
     if isinstance(result, ChildExecution):
         return SpawnChild(command=cmd, path=result.path, workload=dict(result.workload))
