@@ -197,7 +197,7 @@ class Orchestrator:
         """
         args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
         if self.learning is not None and self._learning_wanted:
-            self.learning.maybe_refresh()
+            self.learning.refresh_in_background()
         if self.optimistic:
             try:
                 return self._advance(*args, optimistic=True)

@@ -13,6 +13,7 @@ re-reads a short window before the checkpoint and skips ids it has folded alread
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -28,6 +29,8 @@ from playloop.store.base import EventStore
 from playloop.store.generic import fetch
 
 __all__ = ["StatsCache", "build_snapshot", "error_class_of"]
+
+log = logging.getLogger(__name__)
 
 #: durations kept per step (the newest), for quantiles
 SAMPLES = 2000
@@ -345,6 +348,25 @@ class StatsCache:
         if now - self._refreshed >= self.max_age:
             return self.refresh()
         return self._snapshot
+
+    def refresh_in_background(self, now: float | None = None) -> None:
+        """Start a refresh on a daemon thread when the snapshot is stale and none runs.
+
+        The engine's loop calls this: the first refresh of a long history reads all of it,
+        and the loop must not wait for that (decisions use the previous snapshot, and the
+        conservative defaults before the first one).
+        """
+        now = time.monotonic() if now is None else now
+        if now - self._refreshed < self.max_age or self._lock.locked():
+            return
+        self._refreshed = now
+        threading.Thread(target=self._refresh_quietly, name="playloop-stats", daemon=True).start()
+
+    def _refresh_quietly(self) -> None:
+        try:
+            self.refresh()
+        except Exception:  # a store hiccup: the next stale check tries again
+            log.warning("statistics refresh failed", exc_info=True)
 
     def refresh(self) -> Snapshot:
         """Fold every event after the checkpoint and freeze a new snapshot."""
