@@ -485,12 +485,17 @@ class Engine:
             elif kind == "record":
                 _, execution_id, record, future = item
                 signals.append((execution_id, record))
-                futures.append((future, ("event", execution_id, record.event_type)))
+                futures.append((future, ("event", execution_id, (record.event_type,))))
             elif kind == "decide":
                 _, execution_id, decide, future = item
                 signals.append((execution_id, decide))
-                kind_made = "callback.received" if isinstance(decide, Callback) else "decision.made"
-                futures.append((future, ("event", execution_id, kind_made)))
+                # a step's callback is received; a decision's callback (or answer) is made
+                made = (
+                    ("callback.received", "decision.made")
+                    if isinstance(decide, Callback)
+                    else ("decision.made",)
+                )
+                futures.append((future, ("event", execution_id, made)))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
@@ -506,7 +511,7 @@ class Engine:
                 self._scope.add(execution_id)
                 self._needs_claim.add(execution_id)
                 for cmd in self.store.commands_of(execution_id):
-                    if cmd.kind != "run" and cmd.not_before:
+                    if cmd.not_before:  # a timer, or a notification waiting to retry
                         heapq.heappush(self._timers, (cmd.not_before, execution_id))
                 futures.append((future, None))
         now = time.time()
@@ -555,7 +560,7 @@ class Engine:
                     appended = [
                         e
                         for e in out.events
-                        if e.execution_id == value[1] and e.event_type == value[2]
+                        if e.execution_id == value[1] and e.event_type in value[2]
                     ]
                     if appended:
                         future.set_result(appended[-1])
