@@ -43,6 +43,7 @@ from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
+    from playloop.learn.recorder import ResolutionRecorder
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -72,9 +73,12 @@ class Engine:
         lease_seconds: float = 30.0,
         claim_any: bool = False,
         pool: str | None = None,
+        record_resolutions: bool = False,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
-        engine's own; ``pool``: only commands of that worker pool (None: all)."""
+        engine's own; ``pool``: only commands of that worker pool (None: all);
+        ``record_resolutions``: link the failures of each execution this engine ends to what
+        resolved them, in the background (servers and workers do)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
@@ -112,6 +116,11 @@ class Engine:
         self._failures = 0
         self._draining = False
         self._listener: Listener | None = None
+        self.recorder: ResolutionRecorder | None = None
+        if record_resolutions:
+            from playloop.learn.recorder import ResolutionRecorder
+
+            self.recorder = ResolutionRecorder.attach(self)
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -333,6 +342,8 @@ class Engine:
     def close(self) -> None:
         if self._closed:
             return
+        if self.recorder is not None:
+            self.recorder.stop()  # it appends through the loop: before the loop stops
         if self._listener is not None:
             self._listener.stop()
         self._closed = True
