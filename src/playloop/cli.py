@@ -607,7 +607,7 @@ def server_start(
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise _fail(f"unknown --log-level {log_level!r}", 2)
-    engine = _engine(home, db, concurrency=0, processes=1)
+    engine = _engine(home, db, concurrency=0, processes=1, record_resolutions=True)
     try:
         try:
             sock = bind(host, port)

@@ -44,6 +44,7 @@ from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
+    from playloop.learn.recorder import ResolutionRecorder
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -73,9 +74,12 @@ class Engine:
         lease_seconds: float = 30.0,
         claim_any: bool = False,
         pool: str | None = None,
+        record_resolutions: bool = False,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
-        engine's own; ``pool``: only commands of that worker pool (None: all)."""
+        engine's own; ``pool``: only commands of that worker pool (None: all);
+        ``record_resolutions``: link the failures of each execution this engine ends to what
+        resolved them, in the background (servers and workers do)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
@@ -116,6 +120,11 @@ class Engine:
         self._failures = 0
         self._draining = False
         self._listener: Listener | None = None
+        self.recorder: ResolutionRecorder | None = None
+        if record_resolutions:
+            from playloop.learn.recorder import ResolutionRecorder
+
+            self.recorder = ResolutionRecorder.attach(self)
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -337,6 +346,8 @@ class Engine:
     def close(self) -> None:
         if self._closed:
             return
+        if self.recorder is not None:
+            self.recorder.stop()  # it appends through the loop: before the loop stops
         if self._listener is not None:
             self._listener.stop()
         self._closed = True
@@ -493,12 +504,17 @@ class Engine:
             elif kind == "record":
                 _, execution_id, record, future = item
                 signals.append((execution_id, record))
-                futures.append((future, ("event", execution_id, record.event_type)))
+                futures.append((future, ("event", execution_id, (record.event_type,))))
             elif kind == "decide":
                 _, execution_id, decide, future = item
                 signals.append((execution_id, decide))
-                kind_made = "callback.received" if isinstance(decide, Callback) else "decision.made"
-                futures.append((future, ("event", execution_id, kind_made)))
+                # a step's callback is received; a decision's callback (or answer) is made
+                made = (
+                    ("callback.received", "decision.made")
+                    if isinstance(decide, Callback)
+                    else ("decision.made",)
+                )
+                futures.append((future, ("event", execution_id, made)))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
@@ -514,7 +530,7 @@ class Engine:
                 self._scope.add(execution_id)
                 self._needs_claim.add(execution_id)
                 for cmd in self.store.commands_of(execution_id):
-                    if cmd.kind != "run" and cmd.not_before:
+                    if cmd.not_before:  # a timer, or a notification waiting to retry
                         heapq.heappush(self._timers, (cmd.not_before, execution_id))
                 futures.append((future, None))
         now = time.time()
@@ -563,7 +579,7 @@ class Engine:
                     appended = [
                         e
                         for e in out.events
-                        if e.execution_id == value[1] and e.event_type == value[2]
+                        if e.execution_id == value[1] and e.event_type in value[2]
                     ]
                     if appended:
                         future.set_result(appended[-1])

@@ -46,6 +46,7 @@ def run_json(*args: str, home: Path) -> dict[str, Any]:
 def test_every_example_is_covered_here() -> None:
     covered = {
         "quality_gate_approval.yaml",  # tests/acceptance/test_quality_gate_approval.py
+        "quality_gate_external_approval.yaml",  # test_quality_gate_external_approval.py
         "hello.yaml",
         "quality_gate.yaml",
         "fan_out_join.yaml",

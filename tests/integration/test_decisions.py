@@ -204,3 +204,26 @@ def test_decision_stats(engine: Engine, decider: Engine, write_playbook: Any) ->
         stats["time_to_decide_p50_ms"] is not None
         and stats["time_to_decide_p95_ms"] >= stats["time_to_decide_p50_ms"]
     )
+
+
+def test_a_deadline_that_passes_while_the_server_and_workers_are_down_fires_on_restart(
+    tmp_path: Path, db_url: str, write_playbook: Any
+) -> None:
+    """Distributed: the server pauses the run; nothing runs while the deadline passes; a
+    worker started later fires it (no `--resume`: a timer is a command in the database)."""
+    path = write_playbook(gate("timeout: 1s\non_timeout: reject"))
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True) as worker,
+    ):
+        worker.serve()
+        execution_id = server.start(path)
+        wait_paused(server, execution_id)
+    time.sleep(1.5)  # the server and the worker are gone while the deadline passes
+    with (
+        Engine(tmp_path / "server2", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker2", db=db_url, claim_any=True) as worker,
+    ):
+        worker.serve()
+        summary = server.wait(execution_id, timeout=30)
+    assert summary["result"] == "rejected: the deadline passed"

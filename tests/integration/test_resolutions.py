@@ -363,3 +363,66 @@ def test_recording_from_the_engines_loop_thread_is_refused(
     run(engine, write_playbook(QUOTA))
     assert refused
     assert "another thread than the engine's loop" in refused[0]
+
+
+# --- recorded where executions end -----------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_worker_records_the_resolutions_of_the_executions_it_ends(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """Nobody runs `playloop run` or `playloop failures`: the worker that ended it records."""
+    path = write_playbook(flaky(tmp_path / "count", fails=1))
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True, record_resolutions=True) as worker,
+    ):
+        worker.serve()
+        execution = server.start(path)
+        assert server.wait(execution, timeout=60)["status"] == "completed"
+        wait_for(lambda: bool(resolutions(server.events(execution))))
+        (meta,) = resolutions(server.events(execution))
+        assert meta["kind"] == "retry"
+
+
+def test_two_processes_record_each_resolution_once(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """Three later runs that fix the same failure end at once, each in its own process
+    (each records in the background and again after its run): one later_run resolution."""
+    import os
+    import subprocess
+    import sys
+
+    path = write_playbook(QUOTA)
+    with Engine(tmp_path / "home", db=db_url) as engine:
+        failed = run(engine, path)
+        assert engine.summary(failed)["status"] == "failed"
+    env = {**os.environ, "PLAYLOOP_HOME": str(tmp_path / "home"), "PLAYLOOP_DB": db_url}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "playloop.cli", "run", str(path), "--set", "batch=50"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for proc in runs:
+        _, errors = proc.communicate(timeout=120)
+        assert proc.returncode == 0, errors
+    with Engine(tmp_path / "home", db=db_url) as engine:
+        metas = resolutions(engine.events(failed))
+    later = [m for m in metas if m["kind"] == "later_run"]
+    assert len(later) == 2, metas  # the step.failed and the execution.failed, once each
+    assert len({m["failure"]["event_id"] for m in later}) == 2

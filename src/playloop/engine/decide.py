@@ -28,6 +28,7 @@ from playloop.engine.decisions import (
     decide_request,
     decision_timer,
     maybe_pause,
+    notify_outcome,
     refuse_after_end,
     request_decision,
     wait_for_callback,
@@ -180,6 +181,9 @@ class _Decider:
 
     def _outcome(self, o: Outcome) -> None:
         cmd = o.command
+        if cmd.kind == "notify":
+            notify_outcome(self, cmd, o)
+            return
         st = self.state.steps.get(cmd.step)
         if st is None:
             return

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from playloop.dsl.flow import Flow
-from playloop.engine.commands import Command
+from playloop.engine.commands import WORKER_KINDS, Command
 from playloop.engine.decide import decide
 from playloop.engine.events import TERMINAL_EXECUTION, Event, new_id
 from playloop.engine.signals import Outcome, Signal, Start, TimerFired
@@ -240,7 +240,7 @@ class Orchestrator:
                     for cmd in new_commands:
                         if (
                             cmd.lease_owner is None
-                            and cmd.kind == "run"
+                            and cmd.kind in WORKER_KINDS
                             and capacity > 0
                             and not cmd.not_before
                             and (pool is None or (cmd.pool or "default") == pool)
@@ -267,7 +267,7 @@ class Orchestrator:
                         out.claimed += len(claimed)
                         if claimed:
                             for cmd in claimed:
-                                if cmd.kind != "run":
+                                if cmd.kind not in WORKER_KINDS:
                                     work.append((cmd.execution_id, TimerFired(cmd), True))
                                 else:
                                     capacity -= 1

@@ -11,6 +11,7 @@ import orjson
 from pydantic import ValidationError
 
 from playloop.decisions.callbacks import PLACEHOLDER, callback_url
+from playloop.decisions.notify import send as send_notification
 from playloop.engine.commands import Command
 from playloop.engine.orchestrator import SpawnChild
 from playloop.engine.signals import Outcome
@@ -27,6 +28,8 @@ def execute(
     playbook_file: Path | None,
     credentials: Callable[[str], dict[str, Any]] | None = None,
 ) -> Outcome | SpawnChild:
+    if cmd.kind == "notify":  # send a decision request to its service
+        return send_notification(cmd, home=home, credentials=credentials)
     payload = cmd.payload
     started = time.perf_counter()
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
