@@ -227,3 +227,52 @@ def test_a_deadline_that_passes_while_the_server_and_workers_are_down_fires_on_r
         worker.serve()
         summary = server.wait(execution_id, timeout=30)
     assert summary["result"] == "rejected: the deadline passed"
+
+
+ASK_AGAIN = """apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: ask_again, path: tests/ask_again}
+workflow:
+  - step: review
+    tool:
+      kind: approval
+      prompt: "ship it?"
+      options: [approve, reject]
+      timeout: 1h
+      on_timeout: reject
+      remind_every: 30m
+      notify: {url: "http://127.0.0.1:9/unreachable", attempts: 5}
+    next:
+      - when: "{{ decision.action == 'reject' }}"
+        then: [{step: review}]
+      - else: [{step: done}]
+  - step: done
+    tool: {kind: noop, result: shipped}
+"""
+
+
+def test_a_decision_step_asked_again_leaves_no_stale_timers_behind(
+    engine: Engine, decider: Engine, write_playbook: Any
+) -> None:
+    """Rejected, the step asks again: the first request's deadline, reminder and notify
+    retries are gone with it, so the second request's own commands have room."""
+    execution_id = engine.start(write_playbook(ASK_AGAIN))
+    first = wait_paused(engine, execution_id)
+    decider.decide(first["decision_id"], "reject", actor="ada")
+    deadline = time.time() + 20
+    while True:
+        pending = [
+            d
+            for d in engine.store.list_decisions(status="pending")
+            if d["execution_id"] == str(execution_id)
+        ]
+        if pending and pending[0]["decision_id"] != first["decision_id"]:
+            break
+        assert time.time() < deadline, "not asked again"
+        time.sleep(0.05)
+    decider.decide(pending[0]["decision_id"], "approve", actor="bob")
+    summary = engine.wait(execution_id, timeout=30)
+    assert summary["status"] == "completed" and summary["result"] == "shipped"
+    assert engine.store.commands_of(execution_id) == []
+    requested = [e for e in engine.events(execution_id) if e.event_type == "decision.requested"]
+    assert len(requested) == 2

@@ -60,6 +60,8 @@ class Decision:
     commands: list[Command] = field(default_factory=list)
     #: the execution ended: every command it still has queued is to be dropped
     drop_commands: bool = False
+    #: steps decided: their request's timers and notify retries still queued are to go
+    decided_steps: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

@@ -283,6 +283,7 @@ def make_decision(
             **({"via": via} if via else {}),
         },
     )
+    d.out.decided_steps.append(step)  # before _finish_step: the step may ask again
     result = dict(s.last_decision or {})
     d._finish_step(step, result, waited_ms, {})
 

@@ -327,6 +327,8 @@ class Orchestrator:
             was_running = state.event_count > 0
             flow = self.flow(execution_id)
             decision = decide(flow, state, signal, now, self._stats(flow))
+            for step in decision.decided_steps:
+                self.store.drop_decision_commands(execution_id, step)
             self._collect(state, decision.events, decision.commands, out, new_commands)
             if decision.drop_commands:
                 self.store.drop_commands(execution_id)

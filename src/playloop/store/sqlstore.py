@@ -217,6 +217,10 @@ class SqlStore:
     def drop_commands(self, execution_id: int) -> None:
         self._send("drop_commands", (execution_id,))
 
+    def drop_decision_commands(self, execution_id: int, step: str) -> None:
+        """A decided step's leftover deadline, reminder, escalation and notify commands."""
+        self._send("drop_decision_commands", (execution_id, step))
+
     def claim(
         self,
         owner: str,
