@@ -49,3 +49,30 @@ FROM noetl.catalog WHERE catalog_id > %(after)s ORDER BY catalog_id LIMIT %(limi
 
 -- name: index_event_max
 SELECT coalesce(max(event_id), 0) FROM noetl.event
+
+-- name: index_events_count
+-- How many events index_events_after has still to read after a position (progress bars).
+SELECT count(*) FROM noetl.event
+WHERE event_id > %(after)s
+  AND (event_type IN ('step.failed', 'step.timed_out', 'execution.failed',
+                      'resolution.recorded', 'decision.made')
+       OR (event_type = 'loop.item' AND status IN ('failed', 'timed_out')))
+
+-- name: index_catalog_count
+SELECT count(*) FROM noetl.catalog WHERE catalog_id > %(after)s
+
+-- name: index_started_context
+-- The context of the step.started (or running loop.item) event a failure ended.
+SELECT context FROM noetl.event
+WHERE execution_id = %(execution_id)s AND step_name = %(step)s AND seq < %(seq)s
+  AND status = 'running' AND event_type IN ('step.started', 'loop.item')
+ORDER BY seq DESC LIMIT 1
+
+-- The indexer's writer claim: a session advisory lock on one dedicated connection (a
+-- crashed indexer frees it at once). Two int keys: "play", "indx".
+
+-- name: index_try_claim
+SELECT pg_try_advisory_lock(%s, %s)
+
+-- name: index_release_claim
+SELECT pg_advisory_unlock(%s, %s)

@@ -49,3 +49,21 @@ FROM noetl.catalog WHERE catalog_id > :after ORDER BY catalog_id LIMIT :limit
 
 -- name: index_event_max
 SELECT coalesce(max(event_id), 0) FROM noetl.event
+
+-- name: index_events_count
+-- How many events index_events_after has still to read after a position (progress bars).
+SELECT count(*) FROM noetl.event
+WHERE event_id > :after
+  AND (event_type IN ('step.failed', 'step.timed_out', 'execution.failed',
+                      'resolution.recorded', 'decision.made')
+       OR (event_type = 'loop.item' AND status IN ('failed', 'timed_out')))
+
+-- name: index_catalog_count
+SELECT count(*) FROM noetl.catalog WHERE catalog_id > :after
+
+-- name: index_started_context
+-- The context of the step.started (or running loop.item) event a failure ended.
+SELECT context FROM noetl.event
+WHERE execution_id = :execution_id AND step_name = :step AND seq < :seq
+  AND status = 'running' AND event_type IN ('step.started', 'loop.item')
+ORDER BY seq DESC LIMIT 1
