@@ -43,6 +43,7 @@ from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
+    from playloop.learn.service import Learning
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -72,9 +73,12 @@ class Engine:
         lease_seconds: float = 30.0,
         claim_any: bool = False,
         pool: str | None = None,
+        index: bool = False,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
-        engine's own; ``pool``: only commands of that worker pool (None: all)."""
+        engine's own; ``pool``: only commands of that worker pool (None: all); ``index``:
+        keep the vector index up to date in the background and attach similar past
+        failures to failure events (``playloop.learn.service``)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
@@ -112,6 +116,13 @@ class Engine:
         self._failures = 0
         self._draining = False
         self._listener: Listener | None = None
+        #: the vector indexer and the similar-failure lookup (``index=True``)
+        self.learning: Learning | None = None
+        if index:
+            from playloop.learn.service import Learning
+
+            self.learning = Learning(self.home, self.db_url).start()
+            self.subscribe(self.learning.notify)
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -343,6 +354,8 @@ class Engine:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.publisher is not None:
             self.publisher.stop()  # publishes what is waiting while NATS answers
+        if self.learning is not None:
+            self.learning.close()  # indexes what this run committed (bounded), then stops
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -615,6 +628,7 @@ class Engine:
                 home=self.home,
                 playbook_file=playbook_file,
                 credentials=self._credentials,
+                similar=self.learning.lookup if self.learning is not None else None,
             )
         except BaseException as exc:  # never lose a report
             signal = Outcome(
