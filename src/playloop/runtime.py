@@ -44,6 +44,7 @@ from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
     from playloop.learn.service import Learning
+    from playloop.learn.vectors import VectorIndex
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -118,6 +119,7 @@ class Engine:
         self._listener: Listener | None = None
         #: the vector indexer and the similar-failure lookup (``index=True``)
         self.learning: Learning | None = None
+        self._vectors: VectorIndex | None = None
         if index:
             from playloop.learn.service import Learning
 
@@ -151,6 +153,18 @@ class Engine:
             )
             self._flows[key] = flow
         return flow
+
+    def vector_index(self) -> VectorIndex:
+        """The learning layer's vector index: the indexer's when ``index=True``, else one
+        opened for reading on first use (closed with the engine)."""
+        if self.learning is not None:
+            return self.learning.index()
+        with self._lock:
+            if self._vectors is None:
+                from playloop.learn.vectors import VectorIndex
+
+                self._vectors = VectorIndex.open(self.home)
+            return self._vectors
 
     def subscribe(self, listener: EventListener) -> None:
         """Call ``listener`` with every batch of committed events (from the engine's thread)."""
@@ -356,6 +370,8 @@ class Engine:
             self.publisher.stop()  # publishes what is waiting while NATS answers
         if self.learning is not None:
             self.learning.close()  # indexes what this run committed (bounded), then stops
+        if self._vectors is not None:
+            self._vectors.close()
         self.store.close()
 
     def __enter__(self) -> Engine:

@@ -23,6 +23,7 @@ from playloop.api.routes import (
     failures,
     feedback,
     health,
+    learn,
     tokens,
 )
 from playloop.api.strict import reject_unknown_query
@@ -64,6 +65,7 @@ def create_app(
         callbacks,
         feedback,
         failures,
+        learn,
     ):
         app.include_router(module.router)
     return app

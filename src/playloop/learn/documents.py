@@ -33,6 +33,7 @@ __all__ = [
     "failure_query",
     "failure_text",
     "indexed_failure",
+    "outline",
     "playbook_doc",
     "playbook_point_id",
     "resolution_summary",
@@ -206,7 +207,7 @@ def playbook_doc(
     created_at: str | None = None,
 ) -> Doc:
     """The ``playbooks`` point of a catalog entry: what it does, in words and steps."""
-    name, description, steps = _outline(content)
+    name, description, steps = outline(content)
     lines = [f"{name or path} ({path})"]
     if description:
         lines.append(description)
@@ -228,7 +229,7 @@ def playbook_doc(
     return Doc(playbook_point_id(path), _clip("\n".join(lines), MAX_TEXT), payload)
 
 
-def _outline(content: str) -> tuple[str, str, list[tuple[str, str, str]]]:
+def outline(content: str) -> tuple[str, str, list[tuple[str, str, str]]]:
     """(name, description, [(step, tool kind, description)]) of a playbook's YAML, read
     leniently: a catalog entry was valid when registered, but this must never fail."""
     import yaml

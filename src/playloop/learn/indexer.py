@@ -47,6 +47,7 @@ from playloop.learn.documents import (
     decision_doc,
     failure_doc,
     indexed_failure,
+    outline,
     playbook_doc,
 )
 from playloop.learn.linking import as_int
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from playloop.learn.vectors import VectorIndex
     from playloop.store.sqlstore import SqlStore
 
-__all__ = ["COLLECTIONS", "RELEVANT", "Indexer", "Pass", "index_identity"]
+__all__ = ["COLLECTIONS", "RELEVANT", "Indexer", "Pass", "failure_document", "index_identity"]
 
 log = logging.getLogger("playloop.learn")
 
@@ -124,6 +125,52 @@ class Pass:
             "caught_up": self.caught_up,
             "seconds": round(self.seconds, 3),
         }
+
+
+def failure_document(
+    store: SqlStore, event: Event, tools: dict[tuple[str, str | None], dict[str, str]] | None = None
+) -> Doc:
+    """A failure event's point: with its resolutions, its step's tool (from the catalog
+    version the execution ran) and the context of the attempt that failed."""
+    resolutions = [
+        store.event_from_row(r)
+        for r in fetch(
+            store,
+            "index_failure_resolutions",
+            {"execution_id": event.execution_id, "event_id": event.event_id},
+        )
+    ]
+    if event.context is None and event.step_name:
+        rows = fetch(
+            store,
+            "index_started_context",
+            {"execution_id": event.execution_id, "step": event.step_name, "seq": event.seq},
+        )
+        if rows and rows[0][0] is not None:
+            event.context = store._json(rows[0][0])
+    tool = _tool(store, tools if tools is not None else {}, event)
+    return failure_doc(event, tool=tool, resolutions=resolutions)
+
+
+def _tool(
+    store: SqlStore, cache: dict[tuple[str, str | None], dict[str, str]], event: Event
+) -> str | None:
+    if not event.step_name:
+        return None
+    key = (event.playbook_path, event.playbook_version)
+    kinds = cache.get(key)
+    if kinds is None:
+        version = event.playbook_version
+        entry = store.catalog_get(
+            event.playbook_path, int(version) if version and version.isdigit() else None
+        )
+        kinds = {}
+        if entry is not None and entry.content:
+            kinds = {name: kind for name, kind, _ in outline(entry.content)[2]}
+        if len(cache) > 1024:
+            cache.clear()
+        cache[key] = kinds
+    return kinds.get(event.step_name) or None
 
 
 class _FileClaim:
@@ -446,24 +493,7 @@ class Indexer:
         return self.store.event_from_row(rows[0]) if rows else None
 
     def _failure_doc(self, event: Event) -> Doc:
-        resolutions = [
-            self.store.event_from_row(r)
-            for r in fetch(
-                self.store,
-                "index_failure_resolutions",
-                {"execution_id": event.execution_id, "event_id": event.event_id},
-            )
-        ]
-        if event.context is None and event.step_name:
-            rows = fetch(
-                self.store,
-                "index_started_context",
-                {"execution_id": event.execution_id, "step": event.step_name, "seq": event.seq},
-            )
-            if rows and rows[0][0] is not None:
-                event.context = self.store._json(rows[0][0])
-        tool = self._tool(event.playbook_path, event.playbook_version, event.step_name)
-        return failure_doc(event, tool=tool, resolutions=resolutions)
+        return failure_document(self.store, event, self._tools)
 
     def _decision_doc(self, event: Event) -> Doc:
         decision_id = (event.meta or {}).get("decision_id")
@@ -472,26 +502,6 @@ class Indexer:
             rows = fetch(self.store, "index_decision_prompt", {"decision_id": str(decision_id)})
             prompt = rows[0][0] if rows else None
         return decision_doc(event, prompt=prompt)
-
-    def _tool(self, playbook: str, version: str | None, step: str | None) -> str | None:
-        """A step's tool kind, read from the catalog version the execution ran."""
-        if not step:
-            return None
-        key = (playbook, version)
-        kinds = self._tools.get(key)
-        if kinds is None:
-            from playloop.learn.documents import _outline
-
-            entry = self.store.catalog_get(
-                playbook, int(version) if version and version.isdigit() else None
-            )
-            kinds = {}
-            if entry is not None and entry.content:
-                kinds = {name: kind for name, kind, _ in _outline(entry.content)[2]}
-            if len(self._tools) > 1024:
-                self._tools.clear()
-            self._tools[key] = kinds
-        return kinds.get(step) or None
 
     # --- in the background -------------------------------------------------------------
 

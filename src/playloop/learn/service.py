@@ -103,6 +103,10 @@ class Learning:
         self.lookup = FailureLookup(self.ready_index)
         self._warm = threading.Thread(target=self._warm_up, name="playloop-learn", daemon=True)
 
+    def index(self) -> VectorIndex:
+        """The shared index (opened now if the indexer's thread has not yet)."""
+        return self._open()
+
     def _open(self) -> VectorIndex:
         with self._lock:
             if self._index is None:
@@ -111,6 +115,10 @@ class Learning:
                 embedder = CachedEmbedder(background_embedder())
                 self._index = VectorIndex.open(self.home, embedder)
             return self._index
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait until the index is open and the model loaded (True), or ``timeout``."""
+        return self._ready.wait(timeout)
 
     def ready_index(self) -> VectorIndex | None:
         """The index once open and its model loaded; None before (a lookup then skips)."""
