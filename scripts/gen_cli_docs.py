@@ -45,6 +45,11 @@ COMMANDS = [
     ["feedback"],
     ["resolve"],
     ["failures"],
+    ["similar"],
+    ["search"],
+    ["learn", "status"],
+    ["learn", "update"],
+    ["learn", "rebuild"],
 ]
 
 

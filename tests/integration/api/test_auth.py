@@ -28,6 +28,8 @@ ROUTES = [
     ("POST", "/api/executions/1/feedback", {"label": "good"}, "operator"),
     ("POST", "/api/events/1/resolution", {"note": "fixed"}, "operator"),
     ("GET", "/api/failures", None, "viewer"),
+    ("GET", "/api/learn/similar-failures?q=timeout", None, "viewer"),
+    ("GET", "/api/learn/search?q=load", None, "viewer"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
