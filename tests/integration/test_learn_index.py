@@ -188,9 +188,7 @@ def test_failure_event_carries_similar_past_failures(
         summary = engine.run(tmp_path / "fetch.yaml", {"port": closed_port()})
         assert summary["status"] == "failed"
         failure = next(
-            e
-            for e in engine.events(int(summary["execution_id"]))
-            if e.event_type == "step.failed"
+            e for e in engine.events(int(summary["execution_id"])) if e.event_type == "step.failed"
         )
         similar = (failure.meta or {}).get("similar")
         assert similar, failure.meta

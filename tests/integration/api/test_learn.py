@@ -97,15 +97,15 @@ def test_bad_input(live: Live, indexed: dict[str, str]) -> None:
     both = viewer.get(route, params={"q": "x", "event_id": indexed["failure"]})
     assert "exactly one" in _error(both, 422)["message"]
     assert "k" in _error(viewer.get(route, params={"q": "x", "k": 0}), 422)["message"]
-    assert "min_score" in _error(viewer.get(route, params={"q": "x", "min_score": 2}), 422)[
-        "message"
-    ]
+    assert (
+        "min_score" in _error(viewer.get(route, params={"q": "x", "min_score": 2}), 422)["message"]
+    )
     assert _error(viewer.get(route, params={"event_id": "abc"}), 422)
     assert "NUL" in _error(viewer.get(route, params={"q": "a\x00b"}), 422)["message"]
     assert "blank" in _error(viewer.get(route, params={"q": "   "}), 422)["message"]
-    assert "unknown query parameter" in _error(viewer.get(route, params={"text": "x"}), 422)[
-        "message"
-    ]
+    assert (
+        "unknown query parameter" in _error(viewer.get(route, params={"text": "x"}), 422)["message"]
+    )
     assert _error(viewer.get(route, params={"event_id": "1"}), 404)
     not_failure = viewer.get(route, params={"event_id": indexed["started"]})
     assert _error(not_failure, 409)["code"] == "not_a_failure"
