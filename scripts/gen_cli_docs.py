@@ -47,6 +47,11 @@ COMMANDS = [
     ["failures"],
     ["stats"],
     ["suggest"],
+    ["similar"],
+    ["search"],
+    ["learn", "status"],
+    ["learn", "update"],
+    ["learn", "rebuild"],
 ]
 
 

@@ -45,6 +45,8 @@ from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
     from playloop.learn.recorder import ResolutionRecorder
+    from playloop.learn.service import Learning
+    from playloop.learn.vectors import VectorIndex
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -75,11 +77,14 @@ class Engine:
         claim_any: bool = False,
         pool: str | None = None,
         record_resolutions: bool = False,
+        index: bool = False,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
         engine's own; ``pool``: only commands of that worker pool (None: all);
         ``record_resolutions``: link the failures of each execution this engine ends to what
-        resolved them, in the background (servers and workers do)."""
+        resolved them, in the background (servers and workers do); ``index``: keep the vector
+        index up to date in the background and attach similar past failures to failure
+        events (``playloop.learn.service``)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
@@ -125,6 +130,14 @@ class Engine:
             from playloop.learn.recorder import ResolutionRecorder
 
             self.recorder = ResolutionRecorder.attach(self)
+        #: the vector indexer and the similar-failure lookup (``index=True``)
+        self.learning: Learning | None = None
+        self._vectors: VectorIndex | None = None
+        if index:
+            from playloop.learn.service import Learning
+
+            self.learning = Learning(self.home, self.db_url).start()
+            self.subscribe(self.learning.notify)
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -153,6 +166,18 @@ class Engine:
             )
             self._flows[key] = flow
         return flow
+
+    def vector_index(self) -> VectorIndex:
+        """The learning layer's vector index: the indexer's when ``index=True``, else one
+        opened for reading on first use (closed with the engine)."""
+        if self.learning is not None:
+            return self.learning.index()
+        with self._lock:
+            if self._vectors is None:
+                from playloop.learn.vectors import VectorIndex
+
+                self._vectors = VectorIndex.open(self.home)
+            return self._vectors
 
     def subscribe(self, listener: EventListener) -> None:
         """Call ``listener`` with every batch of committed events (from the engine's thread)."""
@@ -358,6 +383,10 @@ class Engine:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.publisher is not None:
             self.publisher.stop()  # publishes what is waiting while NATS answers
+        if self.learning is not None:
+            self.learning.close()  # indexes what this run committed (bounded), then stops
+        if self._vectors is not None:
+            self._vectors.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -639,6 +668,7 @@ class Engine:
                 home=self.home,
                 playbook_file=playbook_file,
                 credentials=self._credentials,
+                similar=self.learning.lookup if self.learning is not None else None,
             )
         except BaseException as exc:  # never lose a report
             signal = Outcome(

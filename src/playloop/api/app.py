@@ -24,6 +24,7 @@ from playloop.api.routes import (
     feedback,
     health,
     learn,
+    stats,
     tokens,
 )
 from playloop.api.strict import reject_unknown_query
@@ -66,6 +67,7 @@ def create_app(
         feedback,
         failures,
         learn,
+        stats,
     ):
         app.include_router(module.router)
     return app

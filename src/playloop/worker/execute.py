@@ -19,6 +19,8 @@ from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTime
 from playloop.tools.registry import tool
 from playloop.worker.processes import ProcessPool
 
+SimilarLookup = Callable[..., list[dict[str, Any]] | None]
+
 
 def execute(
     cmd: Command,
@@ -27,7 +29,10 @@ def execute(
     home: Path,
     playbook_file: Path | None,
     credentials: Callable[[str], dict[str, Any]] | None = None,
+    similar: SimilarLookup | None = None,
 ) -> Outcome | SpawnChild:
+    """Run the command's tool; ``similar`` (when given) finds past failures like a failure
+    here, within its own time budget, for the failure event's ``meta.similar``."""
     if cmd.kind == "notify":  # send a decision request to its service
         return send_notification(cmd, home=home, credentials=credentials)
     payload = cmd.payload
@@ -35,6 +40,20 @@ def execute(
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
 
     def failed(error_type: str, message: str, **extra: Any) -> Outcome:
+        if similar is not None:
+            try:
+                found = similar(
+                    execution_id=cmd.execution_id,
+                    step=cmd.step,
+                    tool=payload.get("tool"),
+                    error_type=error_type,
+                    message=message,
+                    config=payload.get("config"),
+                )
+            except Exception:  # a lookup never fails the report
+                found = None
+            if found:
+                meta["similar"] = found
         return Outcome(
             command=cmd,
             ok=False,

@@ -30,6 +30,8 @@ ROUTES = [
     ("GET", "/api/failures", None, "viewer"),
     ("GET", "/api/learn/stats", None, "viewer"),
     ("GET", "/api/learn/suggest?playbook=tests/api/chain", None, "viewer"),
+    ("GET", "/api/learn/similar-failures?q=timeout", None, "viewer"),
+    ("GET", "/api/learn/search?q=load", None, "viewer"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
