@@ -45,6 +45,7 @@ COMMANDS = [
     ["feedback"],
     ["resolve"],
     ["failures"],
+    ["generate"],
 ]
 
 

@@ -20,6 +20,7 @@ from playloop.cli_credentials import credentials_app
 from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
 from playloop.cli_feedback import failures, feedback, resolve
+from playloop.cli_generate import generate
 from playloop.cli_worker import db_app, worker_app, workers_app
 from playloop.dsl.errors import PlaybookError
 from playloop.engine.orchestrator import UnknownExecution
@@ -69,6 +70,7 @@ app.command("override")(override)
 app.command("feedback")(feedback)
 app.command("resolve")(resolve)
 app.command("failures")(failures)
+app.command("generate")(generate)
 
 err = Console(stderr=True)
 out = Console()

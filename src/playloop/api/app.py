@@ -22,6 +22,7 @@ from playloop.api.routes import (
     executions,
     failures,
     feedback,
+    generate,
     health,
     tokens,
 )
@@ -64,6 +65,7 @@ def create_app(
         callbacks,
         feedback,
         failures,
+        generate,
     ):
         app.include_router(module.router)
     return app

@@ -126,9 +126,10 @@ def compose_draft(description: str, grounding: Grounding) -> Draft:
     """The composer's draft, repaired field by field until the loader accepts it."""
     parsed = parse(description)
     composition = compose(parsed, grounding, name=draft_name(description))
+    printable = "".join(c if c.isprintable() else " " for c in description)
     header = [
         "Drafted by `playloop generate` (composer, no LLM) from:",
-        *_wrap(description),
+        *_wrap(printable),
         "Review it, then: playloop validate FILE && playloop run FILE",
     ]
     repairs: list[str] = []

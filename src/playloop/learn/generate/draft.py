@@ -12,6 +12,11 @@ from playloop.dsl.flow import Flow
 from playloop.dsl.load import load_text
 from playloop.learn.generate.templates import unknown_references
 
+try:
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
+
 __all__ = ["Draft", "DraftRejected", "check", "to_yaml"]
 
 
@@ -70,7 +75,7 @@ def check(text: str, filename: str = "<draft>") -> Flow:
     """Validate draft text with the DSL loader, and check every name its templates read
     (the loader checks template syntax only). Raises ``PlaybookError``."""
     flow = load_text(text, filename=filename)
-    document = yaml.safe_load(text)
+    document = yaml.load(text, Loader=SafeLoader)
     problems = [
         Problem(filename, 1, 1, step, "template", f"reads '{name}', which is no step or input")
         for step, name in unknown_references(document)

@@ -18,6 +18,11 @@ from typing import Any, Protocol
 import yaml
 
 from playloop.store.base import EventStore
+
+try:
+    from yaml import CSafeLoader as SafeLoader
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    from yaml import SafeLoader  # type: ignore[assignment]
 from playloop.store.generic import fetch
 
 __all__ = [
@@ -131,7 +136,7 @@ def ground(
 
 def _parse(content: str) -> dict[str, Any] | None:
     try:
-        document = yaml.safe_load(content)
+        document = yaml.load(content, Loader=SafeLoader)
     except yaml.YAMLError:
         return None
     return document if isinstance(document, dict) else None
