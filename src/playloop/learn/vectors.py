@@ -15,12 +15,13 @@ of the catalog id for playbooks, so upserting the same thing twice writes it onc
 
 Scores, all in 0..1:
 - ``dense``: the cosine similarity, clipped at 0.
-- ``bm25``: the raw BM25 score s mapped to s / (s + 5): 0.5 for a score of 5 (about one
-  rare term, or two common ones, matched), approaching 1 as more terms match.
-- ``hybrid`` (the default): the mean of the two, each candidate scored by both (its
-  cosine computed from its stored vector; its BM25 score 0 when BM25 did not rank it in
-  its top candidates). Chosen over reciprocal rank fusion by the error-corpus benchmark
-  (benchmarks/learning/similar.py; docs/learning.md has the figures).
+- ``bm25``: the raw BM25 score s mapped to s / (s + 10): 0.5 for a score of 10 (about two
+  rare terms matched), approaching 1 as more terms match.
+- ``hybrid`` (the default): 0.8 x dense + 0.2 x bm25, each candidate scored by both (its
+  cosine computed from its stored vector; its BM25 part 0 when BM25 did not rank it among
+  its top candidates). Normalised-score fusion with these weights was chosen over an even
+  mix and over reciprocal rank fusion (``fusion="rrf"``, also available) by the
+  error-corpus benchmark (benchmarks/learning/similar.py; docs/learning.md has figures).
 
 The model name and dimension are stored with each collection (Edge: ``meta.json`` beside
 the shard; server: the collection's metadata); opening it with another embedder raises
@@ -63,7 +64,9 @@ Where = Mapping[str, Any]
 DENSE = "dense"
 SPARSE = "bm25"
 #: the raw BM25 score that maps to 0.5 (see the module docstring)
-BM25_HALF = 5.0
+BM25_HALF = 10.0
+#: the dense part of a hybrid score (the rest is BM25's)
+DENSE_WEIGHT = 0.8
 #: how many candidates each of dense and BM25 brings to a hybrid search (at least)
 CANDIDATES = 50
 #: BM25 document-length normalisation: error messages and descriptions are short
@@ -383,7 +386,10 @@ class VectorIndex:
                 for i in payloads
             }
         else:
-            scores = {i: (cosine.get(i, 0.0) + lexical.get(i, 0.0)) / 2 for i in payloads}
+            scores = {
+                i: DENSE_WEIGHT * cosine.get(i, 0.0) + (1 - DENSE_WEIGHT) * lexical.get(i, 0.0)
+                for i in payloads
+            }
         ranked = sorted(payloads, key=lambda i: (-scores[i], i))
         return [
             Hit(i, scores[i], payloads[i], dense=cosine.get(i, 0.0), bm25=lexical.get(i, 0.0))
