@@ -30,6 +30,7 @@ __all__ = [
     "Grounding",
     "LexicalRetriever",
     "Retriever",
+    "SafeLoader",
     "StepRecord",
     "ground",
     "playbook_text",

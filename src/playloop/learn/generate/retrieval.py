@@ -2,21 +2,29 @@
 
 ``index_catalog_playbooks`` fills the collection from the catalog's latest versions itself;
 it stands in for the learning layer's indexer (a projection of the catalog) until that is
-wired here, and is safe to run every time: point ids are the catalog ids and the index's
-hash cache embeds an unchanged text only once.
+wired here, and is safe to run every time: one point per catalog path (the indexer's id
+and payload shape), and the index's hash cache embeds an unchanged text only once.
 """
 
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from playloop.learn.generate.grounding import LexicalRetriever, Retriever, playbook_text
+import yaml
+
+from playloop.learn.generate.grounding import (
+    LexicalRetriever,
+    Retriever,
+    SafeLoader,
+    playbook_text,
+)
 from playloop.store.base import EventStore
 
 if TYPE_CHECKING:
@@ -32,7 +40,7 @@ COLLECTION = "playbooks"
 def index_catalog_playbooks(index: VectorIndex, store: EventStore) -> int:
     """Upsert the latest version of every catalog playbook into ``playbooks``; the number
     of points written. (A stand-in for the catalog indexer: replace freely.)"""
-    from playloop.learn.vectors import Item, point_id
+    from playloop.learn.vectors import Item
 
     latest: dict[str, int] = {}
     for entry in store.catalog_list():
@@ -46,8 +54,7 @@ def index_catalog_playbooks(index: VectorIndex, store: EventStore) -> int:
         text = playbook_text(found.content) if found and found.content else None
         if found is None or not text:
             continue
-        payload = {"path": path, "version": str(version), "tools": _tools(text)}
-        items.append(Item(point_id(found.catalog_id), text, payload))
+        items.append(Item(_point_id(path), text, _payload(path, version, found.content or "")))
     written = index.upsert(COLLECTION, items) if items else 0
     _INDEXED.add(key)
     return written
@@ -65,9 +72,27 @@ def _embedder() -> Embedder:
     return default_embedder()
 
 
-def _tools(text: str) -> list[str]:
-    kinds = ("python", "http", "sqlite", "duckdb", "postgres", "shell", "playbook", "approval")
-    return [k for k in kinds if f" {k} " in f" {text} "]
+def _point_id(path: str) -> int:
+    """One point per catalog path: the id and payload shape the catalog indexer
+    (learn-index) uses, so the two write the same points."""
+    digest = hashlib.sha256(path.encode()).digest()
+    return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1) or 1
+
+
+def _payload(path: str, version: int, content: str) -> dict[str, Any]:
+    document = yaml.load(content, Loader=SafeLoader)
+    document = document if isinstance(document, dict) else {}
+    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    steps = [s for s in document.get("workflow") or [] if isinstance(s, dict)]
+    kinds = {str(s["tool"].get("kind")) for s in steps if isinstance(s.get("tool"), dict)}
+    return {
+        "path": path,
+        "name": str(metadata.get("name") or path),
+        "version": version,
+        "description": str(metadata.get("description") or "")[:1000],
+        "steps": [str(s.get("step")) for s in steps],
+        "tools": sorted(kinds),
+    }
 
 
 class VectorRetriever:
