@@ -80,9 +80,10 @@ def _point_id(path: str) -> int:
 
 
 def _payload(path: str, version: int, content: str) -> dict[str, Any]:
-    document = yaml.load(content, Loader=SafeLoader)
-    document = document if isinstance(document, dict) else {}
-    metadata = document.get("metadata") if isinstance(document.get("metadata"), dict) else {}
+    parsed = yaml.load(content, Loader=SafeLoader)
+    document: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+    raw = document.get("metadata")
+    metadata: dict[str, Any] = raw if isinstance(raw, dict) else {}
     steps = [s for s in document.get("workflow") or [] if isinstance(s, dict)]
     kinds = {str(s["tool"].get("kind")) for s in steps if isinstance(s.get("tool"), dict)}
     return {
