@@ -52,6 +52,7 @@ COMMANDS = [
     ["learn", "status"],
     ["learn", "update"],
     ["learn", "rebuild"],
+    ["generate"],
 ]
 
 

@@ -20,6 +20,7 @@ from playloop.cli_credentials import credentials_app
 from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
 from playloop.cli_feedback import failures, feedback, resolve
+from playloop.cli_generate import generate
 from playloop.cli_learn import learn_app, search, similar
 from playloop.cli_stats import stats, suggest
 from playloop.cli_worker import db_app, worker_app, workers_app
@@ -76,6 +77,7 @@ app.command("suggest")(suggest)
 app.command("similar")(similar)
 app.command("search")(search)
 app.add_typer(learn_app, name="learn")
+app.command("generate")(generate)
 
 err = Console(stderr=True)
 out = Console()

@@ -22,6 +22,7 @@ from playloop.api.routes import (
     executions,
     failures,
     feedback,
+    generate,
     health,
     learn,
     stats,
@@ -68,6 +69,7 @@ def create_app(
         failures,
         learn,
         stats,
+        generate,
     ):
         app.include_router(module.router)
     return app

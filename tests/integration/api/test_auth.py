@@ -32,6 +32,7 @@ ROUTES = [
     ("GET", "/api/learn/suggest?playbook=tests/api/chain", None, "viewer"),
     ("GET", "/api/learn/similar-failures?q=timeout", None, "viewer"),
     ("GET", "/api/learn/search?q=load", None, "viewer"),
+    ("POST", "/api/learn/generate", {"description": "load a csv into sqlite"}, "operator"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 
