@@ -178,6 +178,9 @@ class OnnxEmbedder:
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # no busy-waiting between ops: on a small machine shared with the engine (and
+        # other processes) spinning threads steal the cores the work needs
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._tokenizer = tokenizer
         self._session = onnxruntime.InferenceSession(
             str(self.model_dir / "model.onnx"), options, providers=["CPUExecutionProvider"]

@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 #: how often an owner looks for a process that wants its shard, when idle
 WATCH_SECONDS = 0.02
-#: optimise (build HNSW) once this many points were written since the last time
+#: optimise (build HNSW) at the end of an upsert call once this many points were written
+#: since the last time (searching fewer unindexed points by brute force takes a few ms)
 OPTIMIZE_AFTER = 20_000
 _tokens = itertools.count()
 
@@ -272,9 +273,12 @@ class EdgeBackend:
             )
             edge.flush()
             shard.written += len(points)
-            if shard.written >= OPTIMIZE_AFTER:
-                edge.optimize()
-                shard.written = 0
+
+    def settle(self, collection: str) -> None:
+        """After an upsert call: build the indexes once enough points wait for them."""
+        shard = self._shard(collection)
+        if shard.written >= OPTIMIZE_AFTER:
+            self.optimize(collection)
 
     def vectors_by_hash(self, collection: str, hashes: Sequence[str]) -> dict[str, list[float]]:
         from qdrant_edge import ScrollRequest

@@ -159,5 +159,8 @@ class ServerBackend:
     def optimize(self, collection: str) -> None:
         """A server indexes by itself."""
 
+    def settle(self, collection: str) -> None:
+        """A server indexes by itself."""
+
     def close(self) -> None:
         self.client.close()

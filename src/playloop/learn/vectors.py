@@ -190,6 +190,8 @@ class Backend(Protocol):
 
     def optimize(self, collection: str) -> None: ...
 
+    def settle(self, collection: str) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -300,6 +302,7 @@ class VectorIndex:
         todo = list(latest.values())
         for start in range(0, len(todo), batch):
             written += self._upsert(collection, todo[start : start + batch])
+        self.backend.settle(collection)
         return written
 
     def _upsert(self, collection: str, items: Sequence[Item]) -> int:
