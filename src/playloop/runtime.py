@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import heapq
 import logging
 import os
@@ -657,7 +658,7 @@ class Engine:
     def _submit(self, cmd: Command) -> None:
         self._in_flight += 1
         flow = self.orchestrator.flows.get(cmd.execution_id)
-        playbook_file = Path(flow.source_file) if flow and flow.source_file else None
+        playbook_file = _path_of(flow.source_file) if flow and flow.source_file else None
         self._executor.submit(self._run_command, cmd, playbook_file)
 
     def _run_command(self, cmd: Command, playbook_file: Path | None) -> None:
@@ -677,6 +678,11 @@ class Engine:
         if isinstance(signal, Outcome):
             signal = dataclasses.replace(signal, actor=self.worker_id or self.owner)
         self._inbox.put(("signal", cmd.execution_id, signal))
+
+
+@functools.lru_cache(maxsize=256)
+def _path_of(source_file: str) -> Path:
+    return Path(source_file)  # once per playbook file, not per step
 
 
 def summarize(state: ExecutionState) -> dict[str, Any]:

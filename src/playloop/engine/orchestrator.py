@@ -101,6 +101,8 @@ class Orchestrator:
         #: the statistics learned policies read; refreshed (at most every ``max_age``
         #: seconds, outside any transaction) only once a flow that uses them is loaded
         self.learning: StatsCache | None = None
+        #: id(flow) -> (flow, whether it uses a learned policy): asked once per flow
+        self._uses_learning: dict[int, tuple[Flow, bool]] = {}
         self._learning_wanted = False
 
     # --- reads -------------------------------------------------------------------------
@@ -139,9 +141,14 @@ class Orchestrator:
             self._learning_wanted = True
 
     def _stats(self, flow: Flow) -> Snapshot | None:
-        if self.learning is None or not uses_learning(flow):
+        if self.learning is None:
             return None
-        return self.learning.snapshot()
+        known = self._uses_learning.get(id(flow))
+        if known is None or known[0] is not flow:
+            if len(self._uses_learning) > 1024:
+                self._uses_learning.clear()
+            known = self._uses_learning[id(flow)] = (flow, uses_learning(flow))
+        return self.learning.snapshot() if known[1] else None
 
     def forget(self, execution_id: int) -> None:
         self.states.pop(execution_id, None)
