@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -392,6 +393,36 @@ def test_a_worker_records_the_resolutions_of_the_executions_it_ends(
         wait_for(lambda: bool(resolutions(server.events(execution))))
         (meta,) = resolutions(server.events(execution))
         assert meta["kind"] == "retry"
+
+
+def test_a_worker_links_a_clean_run_to_the_failure_another_run_left_open(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """The worker skips runs with nothing to link; one that gets through a step an earlier
+    run failed (with a changed workload) is not skipped, though it failed nothing itself."""
+    path = write_playbook(QUOTA)
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True, record_resolutions=True) as worker,
+    ):
+        worker.serve()
+        failed = server.start(path)
+        assert server.wait(failed, timeout=60)["status"] == "failed"
+        clean = [server.start(path, workload={"batch": 10}) for _ in range(3)]
+        for execution in clean:
+            assert server.wait(execution, timeout=60)["status"] == "completed"
+        failures = {e.event_id for e in server.events(failed) if e.event_type.endswith("failed")}
+
+        def linked() -> list[int]:
+            return [
+                int(meta["failure"]["event_id"])
+                for meta in resolutions(server.events(failed))
+                if meta["kind"] == "later_run"
+            ]
+
+        wait_for(lambda: len(linked()) >= len(failures))
+        time.sleep(0.3)  # the other clean runs' passes: they must add nothing
+        assert sorted(linked()) == sorted(failures)  # step.failed and execution.failed, once each
 
 
 def test_two_processes_record_each_resolution_once(

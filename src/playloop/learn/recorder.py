@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from playloop.engine.events import TERMINAL_EXECUTION, Event
+from playloop.learn.linking import is_failure
 
 if TYPE_CHECKING:
     from playloop.runtime import Engine
@@ -67,7 +68,10 @@ class ResolutionRecorder:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        #: (execution id, playbook, whether a failure of it was seen here), None: stop
+        self._queue: queue.SimpleQueue[tuple[int, str, bool] | None] = queue.SimpleQueue()
+        #: executions with a failure event committed by this engine, until they end
+        self._failed: set[int] = set()
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -80,13 +84,17 @@ class ResolutionRecorder:
     def on_events(self, events: list[Event]) -> None:
         """An engine listener (on its loop thread): queue the executions that ended."""
         for event in events:
+            if is_failure(event):
+                self._failed.add(event.execution_id)
             if event.event_type in TERMINAL_EXECUTION and not self._stopping:
                 if self._thread is None:
                     self._thread = threading.Thread(
                         target=self._run, name="playloop-resolutions", daemon=True
                     )
                     self._thread.start()
-                self._queue.put(event.execution_id)
+                failed = event.execution_id in self._failed
+                self._failed.discard(event.execution_id)
+                self._queue.put((event.execution_id, event.playbook_path, failed))
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop after the execution being recorded (those still queued are left: a later
@@ -97,13 +105,39 @@ class ResolutionRecorder:
             self._thread.join(timeout)
 
     def _run(self) -> None:
+        while True:
+            batch = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(batch) < 256:
+                    batch.append(self._queue.get_nowait())
+            ended = [item for item in batch if item is not None]
+            try:
+                self._record(ended)
+            except Exception:  # a database outage: the next run or `playloop failures` catches up
+                log.warning("could not record resolutions", exc_info=True)
+            if None in batch or self._stopping:
+                return
+
+    def _record(self, ended: list[tuple[int, str, bool]]) -> None:
+        """Most executions end with nothing to link: no failure of their own (none seen here,
+        and none open for their playbook, which also covers failures other processes
+        committed), and no earlier failure their success could resolve. Those are skipped
+        after one query per playbook and batch, instead of a full pass each."""
+        from playloop.learn.queries import open_failures
         from playloop.learn.resolutions import record_resolutions
 
-        while True:
-            execution_id = self._queue.get()
-            if execution_id is None or self._stopping:
+        open_in: dict[str, bool] = {}
+        for execution_id, playbook, failed in ended:
+            if self._stopping:
                 return
+            if not failed:
+                if playbook not in open_in:
+                    open_in[playbook] = bool(
+                        open_failures(self.engine.store, playbook=playbook, limit=1)
+                    )
+                if not open_in[playbook]:
+                    continue
             try:
                 record_resolutions(self.engine, execution_id)
-            except Exception:  # a database outage: the next run or `playloop failures` catches up
+            except Exception:
                 log.warning("could not record the resolutions of %s", execution_id, exc_info=True)

@@ -42,7 +42,7 @@ def test_paths_render_as_jinja_does(template: str, expected: Any) -> None:
     ["{{ workload.missing }}", "{{ nobody }}", "{{ step1.quality_score.more }}"],
 )
 def test_a_path_that_is_not_there_is_jinja_s_undefined_error(template: str) -> None:
-    with pytest.raises(TemplateError, match="undefined|has no attribute"):
+    with pytest.raises(TemplateError, match=r"undefined|has no attribute"):
         render(template, CONTEXT, step="s")
 
 
