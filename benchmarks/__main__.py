@@ -83,6 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
+        "--index",
+        action="store_true",
+        help="keep the vector index up to date in the background (as playloop run does)",
+    )
+    parser.add_argument(
         "--profile", choices=["W1", "W2", "W3"], help="profile one workload with pyinstrument"
     )
     args = parser.parse_args()
@@ -92,7 +97,7 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        with Engine(folder / "home", concurrency=16) as engine:
+        with Engine(folder / "home", concurrency=16, index=args.index) as engine:
             bench_w3(engine, folder)  # warm-up: child processes, caches
             if args.profile:
                 from pyinstrument import Profiler

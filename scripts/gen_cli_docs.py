@@ -45,6 +45,14 @@ COMMANDS = [
     ["feedback"],
     ["resolve"],
     ["failures"],
+    ["stats"],
+    ["suggest"],
+    ["similar"],
+    ["search"],
+    ["learn", "status"],
+    ["learn", "update"],
+    ["learn", "rebuild"],
+    ["generate"],
 ]
 
 

@@ -22,7 +22,8 @@ from playloop.runtime import Engine
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 BACKEND = os.environ.get("PLAYLOOP_TEST_BACKEND", "sqlite")
-TEMPLATE = "playloop_test_template"
+#: one per test session: sessions from two checkouts may share a server
+TEMPLATE = f"playloop_test_template_{os.getpid()}"
 
 
 def pytest_configure(config: pytest.Config) -> None:

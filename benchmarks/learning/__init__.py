@@ -1,0 +1,1 @@
+"""Benchmarks of the learning layer: embeddings, the vector index, similar-failure recall."""

@@ -13,15 +13,27 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from playloop.dsl.errors import PlaybookError
 from playloop.dsl.flow import Flow
-from playloop.runtime import Engine
+
+if TYPE_CHECKING:
+    from playloop.runtime import Engine
 
 __version__ = "0.1.0"
 
 __all__ = ["Engine", "Flow", "PlaybookError", "__version__", "load", "run"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Engine`` is imported on first use: commands that never run a playbook (``playloop
+    similar``) start without the runtime."""
+    if name == "Engine":
+        from playloop.runtime import Engine
+
+        return Engine
+    raise AttributeError(f"module 'playloop' has no attribute {name!r}")
 
 
 def load(path: str | Path) -> Flow:
@@ -39,5 +51,7 @@ def run(
     timeout: float | None = None,
 ) -> dict[str, Any]:
     """Run a playbook to the end on the embedded store; return the ``--json`` summary."""
+    from playloop.runtime import Engine
+
     with Engine(home) as engine:
         return engine.run(path, workload, timeout=timeout)

@@ -20,6 +20,9 @@ from playloop.cli_credentials import credentials_app
 from playloop.cli_decisions import approve, decisions_app, override, reject
 from playloop.cli_events_tail import tail
 from playloop.cli_feedback import failures, feedback, resolve
+from playloop.cli_generate import generate
+from playloop.cli_learn import learn_app, search, similar
+from playloop.cli_stats import stats, suggest
 from playloop.cli_worker import db_app, worker_app, workers_app
 from playloop.dsl.errors import PlaybookError
 from playloop.engine.orchestrator import UnknownExecution
@@ -69,6 +72,12 @@ app.command("override")(override)
 app.command("feedback")(feedback)
 app.command("resolve")(resolve)
 app.command("failures")(failures)
+app.command("stats")(stats)
+app.command("suggest")(suggest)
+app.command("similar")(similar)
+app.command("search")(search)
+app.add_typer(learn_app, name="learn")
+app.command("generate")(generate)
 
 err = Console(stderr=True)
 out = Console()
@@ -138,6 +147,14 @@ def run(
         str | None, typer.Option("--resume", help="Resume an interrupted execution by id.")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Steps run at once.")] = 16,
+    no_index: Annotated[
+        bool,
+        typer.Option(
+            "--no-index",
+            help="Do not update the vector index of failures and playbooks in the background "
+            "(nor attach similar past failures to this run's failures).",
+        ),
+    ] = False,
 ) -> None:
     """Run a playbook to the end. Exit 0 on success, 1 on a failed execution, 2 on bad input."""
     from playloop.learn.resolutions import record_resolutions
@@ -151,7 +168,7 @@ def run(
         overrides = build_overrides(set_ or [], payload)
     except BadOverride as exc:
         raise _fail(str(exc), 2) from None
-    engine = Engine(_home(home), concurrency=concurrency)
+    engine = Engine(_home(home), concurrency=concurrency, index=not no_index)
     try:
         try:
             if resume is not None:
@@ -596,6 +613,12 @@ def server_start(
     log_level: Annotated[
         str, typer.Option(help="critical, error, warning, info, debug or trace.")
     ] = "info",
+    no_index: Annotated[
+        bool,
+        typer.Option(
+            "--no-index", help="Do not keep the vector index up to date in the background."
+        ),
+    ] = False,
 ) -> None:
     """Serve the HTTP API (one process). Steps run in worker processes, not here."""
     from playloop.api.app import create_app
@@ -604,7 +627,9 @@ def server_start(
 
     if log_level not in ("critical", "error", "warning", "info", "debug", "trace"):
         raise _fail(f"unknown --log-level {log_level!r}", 2)
-    engine = _engine(home, db, concurrency=0, processes=1)
+    engine = _engine(
+        home, db, concurrency=0, processes=1, record_resolutions=True, index=not no_index
+    )
     try:
         try:
             sock = bind(host, port)

@@ -96,14 +96,31 @@ def credentials_set(
         bool, typer.Option("--password-stdin", help="Read the password from standard input.")
     ] = False,
     dbname: Annotated[str | None, typer.Option(help="Database name.")] = None,
-    kind: Annotated[str, typer.Option(help="What the credential is for.")] = "postgres",
+    header: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An HTTP header 'Name: value' a service needs (an approval's notify); repeat it."
+        ),
+    ] = None,
+    token_stdin: Annotated[
+        bool,
+        typer.Option("--token-stdin", help="Read a bearer token for HTTP from standard input."),
+    ] = False,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="What the credential is for (default: http with --header or "
+            "--token-stdin, else postgres)."
+        ),
+    ] = None,
     db: DbOption = None,
     home: HomeOption = None,
 ) -> None:
     """Store a credential (replacing one of the same name), encrypted with the secret key.
 
     Give --dsn, or the connection fields (--host, --port, --user, --password or
-    --password-stdin, --dbname); fields given with --dsn override the DSN's.
+    --password-stdin, --dbname); fields given with --dsn override the DSN's. For an HTTP
+    service (an approval's `notify: {auth: NAME}`) give --header and/or --token-stdin.
     """
     from psycopg.conninfo import conninfo_to_dict
     from psycopg.errors import ProgrammingError
@@ -113,8 +130,8 @@ def credentials_set(
 
     if password is not None and password_stdin:
         raise _fail("give --password or --password-stdin, not both")
-    if dsn == "-" and password_stdin:
-        raise _fail("only one of --dsn - and --password-stdin can read standard input")
+    if sum((dsn == "-", password_stdin, token_stdin)) > 1:
+        raise _fail("only one of --dsn -, --password-stdin and --token-stdin can read stdin")
     if dsn == "-":
         dsn = _read_stdin("DSN")
     if password_stdin:
@@ -127,8 +144,16 @@ def credentials_set(
         except ProgrammingError:
             raise _fail("--dsn is not a valid PostgreSQL URL or conninfo string") from None
         values = {"dsn": dsn, **values}
+    http = _http_values(header or [], _read_stdin("token") if token_stdin else None)
+    if http and values:
+        raise _fail("give database fields or HTTP --header/--token-stdin, not both")
+    values = values or http
     if not values:
-        raise _fail("give --dsn, or connection fields (--host, --user, --dbname, ...)")
+        raise _fail(
+            "give --dsn, or connection fields (--host, --user, --dbname, ...), or --header / "
+            "--token-stdin for an HTTP service"
+        )
+    kind = kind or ("http" if http else "postgres")
     home_dir = _home(home)
     store = _open(home_dir, db, create=True)
     try:
@@ -149,6 +174,21 @@ def credentials_set(
             soft_wrap=True,
         )
     out.print(f"credential {name} saved ({kind})", highlight=False, markup=False)
+
+
+def _http_values(headers: list[str], token: str | None) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    parsed: dict[str, str] = {}
+    for text in headers:
+        name, sep, value = text.partition(":")
+        if not sep or not name.strip() or not value.strip():
+            raise _fail(f"--header {text!r}: give 'Name: value'")
+        parsed[name.strip()] = value.strip()
+    if parsed:
+        values["headers"] = parsed
+    if token:
+        values["token"] = token
+    return values
 
 
 @credentials_app.command("list")

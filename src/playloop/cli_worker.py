@@ -82,6 +82,7 @@ def worker_start(
         claim_any=True,
         pool=pool,
         lease_seconds=lease_seconds,
+        record_resolutions=True,
     )
     stop = threading.Event()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import heapq
 import logging
 import os
@@ -38,12 +39,16 @@ from playloop.engine.signals import Callback, Cancel, Decide, Outcome, Record, S
 from playloop.engine.state import ExecutionState, fold
 from playloop.export import OutboxPublisher
 from playloop.learn.anomalies import Detector
+from playloop.learn.stats import StatsCache
 from playloop.secrets.credentials import CredentialStore
 from playloop.secrets.redact import REDACTOR
 from playloop.store.open import database_url, is_postgres, open_store
 from playloop.worker.execute import execute
 
 if TYPE_CHECKING:
+    from playloop.learn.recorder import ResolutionRecorder
+    from playloop.learn.service import Learning
+    from playloop.learn.vectors import VectorIndex
     from playloop.worker.listen import Listener
 from playloop.worker.processes import ProcessPool
 
@@ -73,11 +78,17 @@ class Engine:
         lease_seconds: float = 30.0,
         claim_any: bool = False,
         pool: str | None = None,
+        record_resolutions: bool = False,
+        index: bool = False,
         anomalies: bool = True,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
         engine's own; ``pool``: only commands of that worker pool (None: all);
-        ``anomalies``: judge step outcomes against their baselines (docs/anomalies.md)."""
+        ``record_resolutions``: link the failures of each execution this engine ends to what
+        resolved them, in the background (servers and workers do); ``index``: keep the vector
+        index up to date in the background and attach similar past failures to failure
+        events (``playloop.learn.service``); ``anomalies``: judge step outcomes against their
+        baselines (docs/anomalies.md)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
         self.db_url = database_url(db, self.home)
@@ -88,6 +99,9 @@ class Engine:
         self.orchestrator = Orchestrator(
             self.store, self._flow_from_catalog, self._resolve_child, self.detector
         )
+        #: statistics from the event log, read by learned retries and timeouts
+        self.stats = StatsCache(self.store)
+        self.orchestrator.learning = self.stats
         self.owner = make_owner()
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
@@ -118,6 +132,19 @@ class Engine:
         self._failures = 0
         self._draining = False
         self._listener: Listener | None = None
+        self.recorder: ResolutionRecorder | None = None
+        if record_resolutions:
+            from playloop.learn.recorder import ResolutionRecorder
+
+            self.recorder = ResolutionRecorder.attach(self)
+        #: the vector indexer and the similar-failure lookup (``index=True``)
+        self.learning: Learning | None = None
+        self._vectors: VectorIndex | None = None
+        if index:
+            from playloop.learn.service import Learning
+
+            self.learning = Learning(self.home, self.db_url).start()
+            self.subscribe(self.learning.notify)
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -146,6 +173,18 @@ class Engine:
             )
             self._flows[key] = flow
         return flow
+
+    def vector_index(self) -> VectorIndex:
+        """The learning layer's vector index: the indexer's when ``index=True``, else one
+        opened for reading on first use (closed with the engine)."""
+        if self.learning is not None:
+            return self.learning.index()
+        with self._lock:
+            if self._vectors is None:
+                from playloop.learn.vectors import VectorIndex
+
+                self._vectors = VectorIndex.open(self.home)
+            return self._vectors
 
     def subscribe(self, listener: EventListener) -> None:
         """Call ``listener`` with every batch of committed events (from the engine's thread)."""
@@ -339,6 +378,8 @@ class Engine:
     def close(self) -> None:
         if self._closed:
             return
+        if self.recorder is not None:
+            self.recorder.stop()  # it appends through the loop: before the loop stops
         if self._listener is not None:
             self._listener.stop()
         self._closed = True
@@ -349,6 +390,10 @@ class Engine:
         self._executor.shutdown(wait=True, cancel_futures=True)
         if self.publisher is not None:
             self.publisher.stop()  # publishes what is waiting while NATS answers
+        if self.learning is not None:
+            self.learning.close()  # indexes what this run committed (bounded), then stops
+        if self._vectors is not None:
+            self._vectors.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -404,6 +449,10 @@ class Engine:
             return event
 
     def _loop(self) -> None:
+        with self.store.pinned():
+            self._serve_inbox()
+
+    def _serve_inbox(self) -> None:
         while True:
             try:
                 first = self._inbox.get(timeout=self._wait_time())
@@ -491,12 +540,17 @@ class Engine:
             elif kind == "record":
                 _, execution_id, record, future = item
                 signals.append((execution_id, record))
-                futures.append((future, ("event", execution_id, record.event_type)))
+                futures.append((future, ("event", execution_id, (record.event_type,))))
             elif kind == "decide":
                 _, execution_id, decide, future = item
                 signals.append((execution_id, decide))
-                kind_made = "callback.received" if isinstance(decide, Callback) else "decision.made"
-                futures.append((future, ("event", execution_id, kind_made)))
+                # a step's callback is received; a decision's callback (or answer) is made
+                made = (
+                    ("callback.received", "decision.made")
+                    if isinstance(decide, Callback)
+                    else ("decision.made",)
+                )
+                futures.append((future, ("event", execution_id, made)))
             elif kind == "cancel":
                 _, execution_id, cancel, future = item
                 signals.append((execution_id, cancel))
@@ -512,7 +566,7 @@ class Engine:
                 self._scope.add(execution_id)
                 self._needs_claim.add(execution_id)
                 for cmd in self.store.commands_of(execution_id):
-                    if cmd.kind != "run" and cmd.not_before:
+                    if cmd.not_before:  # a timer, or a notification waiting to retry
                         heapq.heappush(self._timers, (cmd.not_before, execution_id))
                 futures.append((future, None))
         now = time.time()
@@ -561,7 +615,7 @@ class Engine:
                     appended = [
                         e
                         for e in out.events
-                        if e.execution_id == value[1] and e.event_type == value[2]
+                        if e.execution_id == value[1] and e.event_type in value[2]
                     ]
                     if appended:
                         future.set_result(appended[-1])
@@ -610,7 +664,7 @@ class Engine:
     def _submit(self, cmd: Command) -> None:
         self._in_flight += 1
         flow = self.orchestrator.flows.get(cmd.execution_id)
-        playbook_file = Path(flow.source_file) if flow and flow.source_file else None
+        playbook_file = _path_of(flow.source_file) if flow and flow.source_file else None
         self._executor.submit(self._run_command, cmd, playbook_file)
 
     def _run_command(self, cmd: Command, playbook_file: Path | None) -> None:
@@ -621,6 +675,7 @@ class Engine:
                 home=self.home,
                 playbook_file=playbook_file,
                 credentials=self._credentials,
+                similar=self.learning.lookup if self.learning is not None else None,
             )
         except BaseException as exc:  # never lose a report
             signal = Outcome(
@@ -629,6 +684,11 @@ class Engine:
         if isinstance(signal, Outcome):
             signal = dataclasses.replace(signal, actor=self.worker_id or self.owner)
         self._inbox.put(("signal", cmd.execution_id, signal))
+
+
+@functools.lru_cache(maxsize=256)
+def _path_of(source_file: str) -> Path:
+    return Path(source_file)  # once per playbook file, not per step
 
 
 def summarize(state: ExecutionState) -> dict[str, Any]:

@@ -47,6 +47,7 @@ def test_every_example_is_covered_here() -> None:
     covered = {
         "quality_gate_approval.yaml",  # tests/acceptance/test_quality_gate_approval.py
         "anomaly_review.yaml",  # tests/acceptance/test_anomaly_review.py
+        "quality_gate_external_approval.yaml",  # test_quality_gate_external_approval.py
         "hello.yaml",
         "quality_gate.yaml",
         "fan_out_join.yaml",

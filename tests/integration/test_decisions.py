@@ -204,3 +204,75 @@ def test_decision_stats(engine: Engine, decider: Engine, write_playbook: Any) ->
         stats["time_to_decide_p50_ms"] is not None
         and stats["time_to_decide_p95_ms"] >= stats["time_to_decide_p50_ms"]
     )
+
+
+def test_a_deadline_that_passes_while_the_server_and_workers_are_down_fires_on_restart(
+    tmp_path: Path, db_url: str, write_playbook: Any
+) -> None:
+    """Distributed: the server pauses the run; nothing runs while the deadline passes; a
+    worker started later fires it (no `--resume`: a timer is a command in the database)."""
+    path = write_playbook(gate("timeout: 1s\non_timeout: reject"))
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True) as worker,
+    ):
+        worker.serve()
+        execution_id = server.start(path)
+        wait_paused(server, execution_id)
+    time.sleep(1.5)  # the server and the worker are gone while the deadline passes
+    with (
+        Engine(tmp_path / "server2", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker2", db=db_url, claim_any=True) as worker,
+    ):
+        worker.serve()
+        summary = server.wait(execution_id, timeout=30)
+    assert summary["result"] == "rejected: the deadline passed"
+
+
+ASK_AGAIN = """apiVersion: noetl.io/v2
+kind: Playbook
+metadata: {name: ask_again, path: tests/ask_again}
+workflow:
+  - step: review
+    tool:
+      kind: approval
+      prompt: "ship it?"
+      options: [approve, reject]
+      timeout: 1h
+      on_timeout: reject
+      remind_every: 30m
+      notify: {url: "http://127.0.0.1:9/unreachable", attempts: 5}
+    next:
+      - when: "{{ decision.action == 'reject' }}"
+        then: [{step: review}]
+      - else: [{step: done}]
+  - step: done
+    tool: {kind: noop, result: shipped}
+"""
+
+
+def test_a_decision_step_asked_again_leaves_no_stale_timers_behind(
+    engine: Engine, decider: Engine, write_playbook: Any
+) -> None:
+    """Rejected, the step asks again: the first request's deadline, reminder and notify
+    retries are gone with it, so the second request's own commands have room."""
+    execution_id = engine.start(write_playbook(ASK_AGAIN))
+    first = wait_paused(engine, execution_id)
+    decider.decide(first["decision_id"], "reject", actor="ada")
+    deadline = time.time() + 20
+    while True:
+        pending = [
+            d
+            for d in engine.store.list_decisions(status="pending")
+            if d["execution_id"] == str(execution_id)
+        ]
+        if pending and pending[0]["decision_id"] != first["decision_id"]:
+            break
+        assert time.time() < deadline, "not asked again"
+        time.sleep(0.05)
+    decider.decide(pending[0]["decision_id"], "approve", actor="bob")
+    summary = engine.wait(execution_id, timeout=30)
+    assert summary["status"] == "completed" and summary["result"] == "shipped"
+    assert engine.store.commands_of(execution_id) == []
+    requested = [e for e in engine.events(execution_id) if e.event_type == "decision.requested"]
+    assert len(requested) == 2

@@ -153,3 +153,87 @@ def test_optimistic_decision_falls_back_when_another_process_moved_on(fresh_pg_u
     finally:
         store_a.close()
         store_b.close()
+
+
+TRICKY = [
+    "plain",
+    "it's",
+    "back\\slash and 'quote'",
+    "\\x27; DROP TABLE noetl.event; --",
+    "ünïcode ✓ \n newline \t tab",
+    '{"json": "with \\"escapes\\" and \\\\"}',
+    "",
+]
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_fast_literals_read_back_exactly(fresh_pg_url: str, conforming: str) -> None:
+    """The batch's own quoting must mean to the server exactly what the value was."""
+    from playloop.store.postgres import _literals
+
+    values = [*TRICKY, 0, -7, 2**62, 1.5, -2.25e-5, True, False, None]
+    with psycopg.connect(fresh_pg_url, autocommit=True) as conn:
+        conn.execute(f"SET standard_conforming_strings = {conforming}")
+        for value in values:
+            literal = _literals((value,))
+            assert literal is not None
+            row = conn.execute(f"SELECT {literal}".encode()).fetchone()
+            assert row is not None, literal
+            read = float(row[0]) if isinstance(value, float) else row[0]  # a bare 1.5 is numeric
+            assert read == value and type(read) is type(value), (value, literal, row)
+    assert _literals(("nul\x00byte",)) is None  # psycopg refuses it with a clear error
+    assert _literals(({"a": 1},)) is None
+
+
+def test_prepared_batches_store_what_plain_ones_do(store: PostgresStore) -> None:
+    """Once a query is prepared on a connection, the batch sends EXECUTE; rows are the same."""
+    execution_id = new_id()
+    for seq in range(1, 6):  # the first transaction prepares, the next ones EXECUTE
+        store.append(
+            [
+                Event(
+                    event_id=new_id(), execution_id=execution_id, seq=seq, playbook_path="p",
+                    event_type="step.finished", step_name="s", status="completed",
+                    result={"text": TRICKY[seq]}, meta={"n": seq}, created_at=utcnow(),
+                )
+            ]
+        )  # fmt: skip
+    with psycopg.connect(store.dsn) as conn:
+        prepared = conn.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()
+        assert prepared == (0,)  # a new connection has none: they are per connection
+    events = store.read_events(execution_id)
+    assert [e.result for e in events] == [{"text": TRICKY[seq]} for seq in range(1, 6)]
+    assert [e.meta for e in events] == [{"n": seq} for seq in range(1, 6)]
+    from playloop.store.postgres import PREPARED
+
+    assert any(names for names in PREPARED._done.values())
+
+
+def test_prepared_statements_survive_a_rollback_and_recover_from_deallocate(
+    fresh_pg_url: str,
+) -> None:
+    """A failed transaction's ROLLBACK keeps them; a DEALLOCATE ALL costs one failed batch."""
+    store = PostgresStore(fresh_pg_url, min_size=1, max_size=1)  # one connection throughout
+    execution_id = new_id()
+
+    def event(seq: int) -> Event:
+        return Event(
+            event_id=new_id(), execution_id=execution_id, seq=seq, playbook_path="p",
+            event_type="step.finished", step_name="s", status="completed", created_at=utcnow(),
+        )  # fmt: skip
+
+    try:
+        for seq in range(1, 4):
+            store.append([event(seq)])
+        with pytest.raises(DuplicateEvent):
+            store.append([event(3)])  # rolled back
+        store.append([event(4)])
+        with store.pool.connection() as conn:
+            conn.execute("DEALLOCATE ALL")
+        with pytest.raises(Exception, match="does not exist"):
+            store.append([event(5)])
+        store.append([event(5)])
+        store.append([event(6)])
+        assert [e.seq for e in store.read_events(execution_id)] == [1, 2, 3, 4, 5, 6]
+    finally:
+        store.close()

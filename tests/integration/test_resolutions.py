@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -363,3 +364,96 @@ def test_recording_from_the_engines_loop_thread_is_refused(
     run(engine, write_playbook(QUOTA))
     assert refused
     assert "another thread than the engine's loop" in refused[0]
+
+
+# --- recorded where executions end -----------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30) -> None:
+    import time
+
+    deadline = time.time() + timeout
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_worker_records_the_resolutions_of_the_executions_it_ends(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """Nobody runs `playloop run` or `playloop failures`: the worker that ended it records."""
+    path = write_playbook(flaky(tmp_path / "count", fails=1))
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True, record_resolutions=True) as worker,
+    ):
+        worker.serve()
+        execution = server.start(path)
+        assert server.wait(execution, timeout=60)["status"] == "completed"
+        wait_for(lambda: bool(resolutions(server.events(execution))))
+        (meta,) = resolutions(server.events(execution))
+        assert meta["kind"] == "retry"
+
+
+def test_a_worker_links_a_clean_run_to_the_failure_another_run_left_open(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """The worker skips runs with nothing to link; one that gets through a step an earlier
+    run failed (with a changed workload) is not skipped, though it failed nothing itself."""
+    path = write_playbook(QUOTA)
+    with (
+        Engine(tmp_path / "server", db=db_url, concurrency=0) as server,
+        Engine(tmp_path / "worker", db=db_url, claim_any=True, record_resolutions=True) as worker,
+    ):
+        worker.serve()
+        failed = server.start(path)
+        assert server.wait(failed, timeout=60)["status"] == "failed"
+        clean = [server.start(path, workload={"batch": 10}) for _ in range(3)]
+        for execution in clean:
+            assert server.wait(execution, timeout=60)["status"] == "completed"
+        failures = {e.event_id for e in server.events(failed) if e.event_type.endswith("failed")}
+
+        def linked() -> list[int]:
+            return [
+                int(meta["failure"]["event_id"])
+                for meta in resolutions(server.events(failed))
+                if meta["kind"] == "later_run"
+            ]
+
+        wait_for(lambda: len(linked()) >= len(failures))
+        time.sleep(0.3)  # the other clean runs' passes: they must add nothing
+        assert sorted(linked()) == sorted(failures)  # step.failed and execution.failed, once each
+
+
+def test_two_processes_record_each_resolution_once(
+    tmp_path: Path, db_url: str, write_playbook: WritePlaybook
+) -> None:
+    """Three later runs that fix the same failure end at once, each in its own process
+    (each records in the background and again after its run): one later_run resolution."""
+    import os
+    import subprocess
+    import sys
+
+    path = write_playbook(QUOTA)
+    with Engine(tmp_path / "home", db=db_url) as engine:
+        failed = run(engine, path)
+        assert engine.summary(failed)["status"] == "failed"
+    env = {**os.environ, "PLAYLOOP_HOME": str(tmp_path / "home"), "PLAYLOOP_DB": db_url}
+    runs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "playloop.cli", "run", str(path), "--set", "batch=50"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for proc in runs:
+        _, errors = proc.communicate(timeout=120)
+        assert proc.returncode == 0, errors
+    with Engine(tmp_path / "home", db=db_url) as engine:
+        metas = resolutions(engine.events(failed))
+    later = [m for m in metas if m["kind"] == "later_run"]
+    assert len(later) == 2, metas  # the step.failed and the execution.failed, once each
+    assert len({m["failure"]["event_id"] for m in later}) == 2

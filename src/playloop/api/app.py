@@ -22,7 +22,10 @@ from playloop.api.routes import (
     executions,
     failures,
     feedback,
+    generate,
     health,
+    learn,
+    stats,
     tokens,
 )
 from playloop.api.strict import reject_unknown_query
@@ -64,6 +67,9 @@ def create_app(
         callbacks,
         feedback,
         failures,
+        learn,
+        stats,
+        generate,
     ):
         app.include_router(module.router)
     return app

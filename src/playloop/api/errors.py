@@ -30,6 +30,7 @@ CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     500: "internal",
+    502: "bad_gateway",
     503: "unavailable",
 }
 

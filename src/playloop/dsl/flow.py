@@ -15,6 +15,7 @@ RoutingMode = Literal["exclusive", "inclusive"]
 Backoff = Literal["none", "linear", "exponential"]
 RuleAction = Literal["retry", "continue", "fail", "jump"]
 LoopMode = Literal["sequential", "parallel"]
+RetryMode = Literal["fixed", "learned"]
 AnomalyKind = Literal["duration", "failure_rate", "result_drift"]
 ANOMALY_KINDS: tuple[AnomalyKind, ...] = ("duration", "failure_rate", "result_drift")
 
@@ -43,7 +44,12 @@ class Routing:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """``attempts`` counts every attempt, the first included (Temporal's maximum_attempts)."""
+    """``attempts`` counts every attempt, the first included (Temporal's maximum_attempts).
+
+    ``auto`` (``retry: auto``): whether to retry, how often and how long to wait are learned
+    per error class from the statistics (``learn.retry``); ``attempts`` and ``max_delay``
+    are then upper bounds and ``delay`` the first delay of the default backoff.
+    """
 
     attempts: int = 1
     delay: float = 0.0
@@ -51,6 +57,7 @@ class RetryPolicy:
     max_delay: float | None = None
     jitter: float = 0.0
     on: tuple[str, ...] = ()
+    auto: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,17 @@ class PolicyRule:
     jitter: float = 0.0
     to: str | None = None
     line: int = 0
+    #: ``learned``: a ``retry`` rule decides per error class from the statistics, within
+    #: its ``attempts`` and ``max_delay``
+    mode: RetryMode = "fixed"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoTimeout:
+    """``timeout: auto``: learned from the step's duration quantiles, clamped to [min, max]."""
+
+    min: float = 1.0
+    max: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +144,8 @@ class FlowStep:
     line: int = 0
     anomaly: AnomalySpec = field(default_factory=AnomalySpec)
     on_anomaly: AnomalyRoute | None = None
+    #: ``timeout: auto``: the timeout is decided at dispatch (``timeout`` is then None)
+    timeout_auto: AutoTimeout | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,6 +39,7 @@ __all__ = [
     "UNKNOWN_KEYS",
     "AnomalyOptions",
     "ArcItem",
+    "AutoTimeout",
     "CanonicalNext",
     "ElseBlock",
     "Executor",
@@ -132,6 +133,62 @@ Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DUR
 Timeout = Annotated[
     float, BeforeValidator(parse_duration), Field(gt=0), WithJsonSchema(_DURATION_SCHEMA)
 ]
+
+
+class AutoTimeout(BaseModel):
+    """``timeout: auto`` or ``{auto: true, min, max}``: learned from the step's durations."""
+
+    model_config = ConfigDict(extra="forbid")
+    auto: Literal[True]
+    min: Timeout = 1.0
+    max: Timeout = 600.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoTimeout:
+        if self.max < self.min:
+            raise ValueError("max is shorter than min")
+        return self
+
+
+def _step_timeout(value: Any) -> Any:
+    """``auto`` and ``{auto: true, ...}`` become ``AutoTimeout``; a duration stays a number."""
+    if isinstance(value, str) and value.strip() == "auto":
+        return AutoTimeout(auto=True)
+    if isinstance(value, dict):
+        if value.get("auto") is not True:
+            raise ValueError("a timeout mapping needs 'auto: true' (or write a duration)")
+        unknown = sorted(set(value) - {"auto", "min", "max"})
+        if unknown:
+            raise ValueError(f"unknown key '{unknown[0]}' in an auto timeout (min, max)")
+        return AutoTimeout.model_validate(value)
+    if isinstance(value, AutoTimeout):
+        return value
+    seconds = parse_duration(value)
+    if seconds <= 0:
+        raise ValueError("Input should be greater than 0")
+    return seconds
+
+
+_AUTO_TIMEOUT_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        _DURATION_SCHEMA,
+        {"const": "auto"},
+        {
+            "type": "object",
+            "properties": {
+                "auto": {"const": True},
+                "min": _DURATION_SCHEMA,
+                "max": _DURATION_SCHEMA,
+            },
+            "required": ["auto"],
+            "additionalProperties": False,
+        },
+    ],
+    "description": "a duration, or 'auto' / {auto: true, min, max}: learned from history",
+}
+StepTimeout = Annotated[
+    float | AutoTimeout, BeforeValidator(_step_timeout), WithJsonSchema(_AUTO_TIMEOUT_SCHEMA)
+]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Attempts = Annotated[int, Field(ge=1)]
 Name = Annotated[str, Field(min_length=1)]
@@ -149,24 +206,53 @@ Backoff = Literal["none", "linear", "exponential"]
 
 
 class Retry(Surface):
-    """``attempts`` counts every attempt, the first included."""
+    """``attempts`` counts every attempt, the first included.
 
-    attempts: Attempts
+    ``retry: auto`` (or ``{auto: true, max_attempts, delay, max_delay}``) learns whether and
+    how to retry per error class (see docs/learned-policies.md); ``max_attempts`` and
+    ``max_delay`` bound it, ``delay`` is the first delay of its default backoff.
+    """
+
+    attempts: Attempts | None = None
     delay: Duration = 0.0
     backoff: Backoff = "none"
     max_delay: Duration | None = None
     jitter: Fraction = 0.0
     on: list[str] = Field(default_factory=list)
+    auto: bool = False
+    max_attempts: Attempts | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _auto_shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data.strip() == "auto":
+                return {"auto": True}
+            raise ValueError(f"must be a mapping or 'auto', not {data!r}")
+        return data
 
     @model_validator(mode="after")
     def _delays(self) -> Retry:
         if self.max_delay is not None and self.max_delay < self.delay:
             raise ValueError("max_delay is shorter than delay")
+        if self.auto:
+            given = self.model_fields_set
+            for name in ("attempts", "backoff", "jitter", "on"):
+                if name in given:
+                    bound = " (bound it with 'max_attempts')" if name == "attempts" else ""
+                    raise ValueError(f"'{name}' does not combine with 'auto: true'{bound}")
+        else:
+            if self.max_attempts is not None:
+                raise ValueError("'max_attempts' goes with 'auto: true' (else use 'attempts')")
+            if self.attempts is None:
+                raise ValueError("needs 'attempts' (or 'auto: true', or write 'retry: auto')")
         return self
 
 
 class RuleThen(Surface):
     do: Literal["retry", "continue", "fail", "jump"]
+    #: ``learned``: retry per error class from the statistics, ``attempts`` a bound
+    mode: Literal["fixed", "learned"] = "fixed"
     attempts: Attempts | None = None
     delay: Duration = 0.0
     backoff: Backoff = "none"
@@ -180,6 +266,10 @@ class RuleThen(Surface):
             raise ValueError("'do: jump' needs 'to' naming the step to jump to")
         if self.do != "jump" and self.to is not None:
             raise ValueError(f"'to' is only for 'do: jump' (this rule does '{self.do}')")
+        if self.mode == "learned" and self.do != "retry":
+            raise ValueError(
+                f"'mode: learned' is only for 'do: retry' (this rule does '{self.do}')"
+            )
         return self
 
 
@@ -207,7 +297,7 @@ class Loop(Surface):
 
 
 class ToolSpec(Surface):
-    timeout: Timeout | None = None
+    timeout: StepTimeout | None = None
     pool: str | None = None
     policy: Policy | None = None
 
@@ -379,7 +469,7 @@ class Step(Surface):
     next: Next | None = None
     loop: Loop | None = None
     retry: Retry | None = None
-    timeout: Timeout | None = None
+    timeout: StepTimeout | None = None
     pool: str | None = None
     anomaly: AnomalyOptions | None = None
     on_anomaly: OnAnomaly | None = None

@@ -36,11 +36,13 @@ from jinja2 import nodes
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
+from playloop.dsl import model
 from playloop.dsl.errors import Reporter, SourceMap, did_you_mean
 from playloop.dsl.flow import (
     AnomalyRoute,
     AnomalySpec,
     Arc,
+    AutoTimeout,
     Flow,
     FlowStep,
     LoopSpec,
@@ -97,6 +99,11 @@ CONTEXT_NAMES = frozenset(
 ROUTE_NAMES = frozenset({"anomaly"})
 _RESERVED = CONTEXT_NAMES | ROUTE_NAMES
 _TOOL_KEYS = ("kind", "input", "spec")
+#: ``retry: auto`` bounds when the playbook gives none: attempts (the first included),
+#: the first delay of the default backoff, the longest delay (seconds)
+AUTO_MAX_ATTEMPTS = 5
+AUTO_FIRST_DELAY = 1.0
+AUTO_MAX_DELAY = 30.0
 
 _KINDS = {list: "a list", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
@@ -246,6 +253,10 @@ class _Builder:
         tool, specs, input_names = self._tool(at, step)
         self._check_step_templates(at, step, input_names)
         timeout = step.timeout if step.timeout is not None else _first(specs, "timeout")
+        auto_timeout = None
+        if isinstance(timeout, model.AutoTimeout):
+            auto_timeout = AutoTimeout(min=timeout.min, max=timeout.max)
+            timeout = None
         return FlowStep(
             name=step.step,
             tool=tool,
@@ -260,6 +271,7 @@ class _Builder:
             line=self._line(at),
             anomaly=_anomaly(step),
             on_anomaly=self._on_anomaly(at, step, tool.kind),
+            timeout_auto=auto_timeout,
         )
 
     def _on_anomaly(self, at: Path, step: Step, kind: str) -> AnomalyRoute | None:
@@ -448,6 +460,7 @@ class _Builder:
                         jitter=then.jitter,
                         to=then.to,
                         line=self._line(path),
+                        mode=then.mode,
                     )
                 )
             return tuple(rules)
@@ -516,6 +529,16 @@ def _anomaly(step: Step) -> AnomalySpec:
 
 
 def _retry(retry: Retry) -> RetryPolicy:
+    if retry.auto:
+        given = retry.model_fields_set
+        return RetryPolicy(
+            attempts=retry.max_attempts or AUTO_MAX_ATTEMPTS,
+            delay=retry.delay if "delay" in given else AUTO_FIRST_DELAY,
+            backoff="exponential",
+            max_delay=retry.max_delay if retry.max_delay is not None else AUTO_MAX_DELAY,
+            auto=True,
+        )
+    assert retry.attempts is not None  # the model requires it without auto
     return RetryPolicy(
         attempts=retry.attempts,
         delay=retry.delay,

@@ -80,6 +80,35 @@ ENV = _make_env()
 Compiled = Callable[[Mapping[str, Any]], Any]
 
 
+#: ``{{ name.key.key }}``: most templates in playbooks are just this
+_PATH = re.compile(r"^\s*([A-Za-z_]\w*)((?:\.[A-Za-z_]\w*)*)\s*$")
+#: names Jinja reads as literals, not variables
+_LITERALS = frozenset({"true", "false", "none", "True", "False", "None"})
+
+
+def _path_lookup(name: str, keys: tuple[str, ...], jinja: Compiled) -> Compiled:
+    """``{{ a.b.c }}`` as dict lookups, Jinja's own answer whenever one is not a plain key.
+
+    A new Jinja context per evaluation costs more than the rest of a chain step's decision;
+    a dotted path through dicts (workload, a step's result) needs none. Anything else (a
+    missing key, an attribute, a global such as ``now``) goes to the compiled expression,
+    so the value and the error are Jinja's.
+    """
+
+    def evaluate(ctx: Mapping[str, Any]) -> Any:
+        value = ctx.get(name, _MISSING)
+        for key in keys:
+            if type(value) is not dict or key not in value:
+                return jinja(ctx)
+            value = value[key]
+        return jinja(ctx) if value is _MISSING else value
+
+    return evaluate
+
+
+_MISSING = object()
+
+
 @lru_cache(maxsize=8192)
 def compile_template(source: str) -> Compiled:
     """Compile once; raise ``TemplateError`` for a syntax error."""
@@ -87,7 +116,15 @@ def compile_template(source: str) -> Compiled:
         single = _SINGLE.match(source)
         if single and "{{" not in single.group("expr") and "}}" not in single.group("expr"):
             expr = ENV.compile_expression(single.group("expr"), undefined_to_none=False)
-            return lambda ctx: expr(**ctx)
+
+            def jinja(ctx: Mapping[str, Any]) -> Any:
+                return expr(**ctx)
+
+            path = _PATH.match(single.group("expr"))
+            if path and path.group(1) not in _LITERALS:
+                keys = tuple(path.group(2).split(".")[1:])
+                return _path_lookup(path.group(1), keys, jinja)
+            return jinja
         template = ENV.from_string(source)
         return lambda ctx: template.render(ctx)
     except JinjaTemplateError as exc:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-#: "run" goes to a worker; every other kind is a timer the engine itself fires
-CommandKind = Literal["run", "timer", "deadline", "remind", "escalate"]
+#: "run" and "notify" go to a worker; every other kind is a timer the engine itself fires
+CommandKind = Literal["run", "notify", "timer", "deadline", "remind", "escalate"]
+#: the kinds a worker executes (and reports on with an ``Outcome``)
+WORKER_KINDS = frozenset({"run", "notify"})
 
 
 @dataclass(slots=True)

@@ -28,6 +28,7 @@ from playloop.engine.decisions import (
     decide_request,
     decision_timer,
     maybe_pause,
+    notify_outcome,
     refuse_after_end,
     request_decision,
     wait_for_callback,
@@ -44,6 +45,10 @@ from playloop.engine.signals import (
     TimerFired,
 )
 from playloop.engine.state import ExecutionState
+from playloop.learn import retry as learned_retry
+from playloop.learn.errors import classify
+from playloop.learn.snapshot import EMPTY, Snapshot
+from playloop.learn.timeouts import choose_timeout
 from playloop.secrets.redact import REDACTOR
 from playloop.tools.registry import tool_class
 from playloop.workload import deep_merge
@@ -55,6 +60,8 @@ class Decision:
     commands: list[Command] = field(default_factory=list)
     #: the execution ended: every command it still has queued is to be dropped
     drop_commands: bool = False
+    #: steps decided: their request's timers and notify retries still queued are to go
+    decided_steps: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +70,23 @@ class _Verdict:
     delay: float = 0.0
     to: str | None = None
     reason: str = ""
+    #: a learned choice's evidence (``learn.retry``), recorded in the events
+    evidence: Mapping[str, Any] | None = None
 
 
 _SCRUBBED = ("context", "result", "error_message", "meta")
 
 
-def decide(flow: Flow, state: ExecutionState, signal: Signal, now: float) -> Decision:
-    return _Decider(flow, state, now).run(signal)
+def decide(
+    flow: Flow,
+    state: ExecutionState,
+    signal: Signal,
+    now: float,
+    stats: Snapshot | None = None,
+) -> Decision:
+    """``stats``: the statistics learned policies read (``retry: auto``, ``timeout: auto``);
+    None: none yet (their defaults apply). Read only, like ``now`` an input."""
+    return _Decider(flow, state, now, stats or EMPTY).run(signal)
 
 
 def iso(ts: float) -> str:
@@ -77,10 +94,11 @@ def iso(ts: float) -> str:
 
 
 class _Decider:
-    def __init__(self, flow: Flow, state: ExecutionState, now: float) -> None:
+    def __init__(self, flow: Flow, state: ExecutionState, now: float, stats: Snapshot) -> None:
         self.flow = flow
         self.state = state
         self.now = now
+        self.stats = stats
         self.created_at = iso(now)
         self.out = Decision()
         self.actor: str | None = None
@@ -165,6 +183,9 @@ class _Decider:
 
     def _outcome(self, o: Outcome) -> None:
         cmd = o.command
+        if cmd.kind == "notify":
+            notify_outcome(self, cmd, o)
+            return
         st = self.state.steps.get(cmd.step)
         if st is None:
             return
@@ -319,6 +340,13 @@ class _Decider:
             context["input"] = inputs
         if public:
             context["config"] = public
+        timeout = step.timeout
+        learned: dict[str, Any] | None = None
+        if step.timeout_auto is not None:
+            timeout, evidence = choose_timeout(
+                self.stats, playbook=self._playbook(), step=name, bounds=step.timeout_auto
+            )
+            learned = {"timeout": evidence}
         if iteration is None:
             if attempt == 1:
                 context["args"] = args
@@ -328,6 +356,7 @@ class _Decider:
                 status="running",
                 attempt=attempt,
                 context=context or None,
+                meta=learned,
             )
         else:
             event = self.emit(
@@ -337,6 +366,7 @@ class _Decider:
                 attempt=attempt,
                 iteration=iteration,
                 context=context or None,
+                meta=learned,
             )
         if step.tool.kind in DECISION_KINDS and iteration is None:
             request_decision(self, name, public, event.seq)
@@ -356,7 +386,7 @@ class _Decider:
                     "tool": step.tool.kind,
                     "config": config,
                     "input": inputs,
-                    "timeout": step.timeout,
+                    "timeout": timeout,
                     **(self._callback(event.seq, public) if waits else {}),
                 },
                 pool=step.pool,
@@ -429,6 +459,8 @@ class _Decider:
                 continue
             if rule.do == "retry":
                 limit = rule.attempts if rule.attempts is not None else 3
+                if rule.mode == "learned" and not o.ok:
+                    return self._learned(step, o, limit, rule.delay or 1.0, rule.max_delay)
                 if attempt < limit:
                     return _Verdict("retry", self._delay(rule, o, attempt), reason="policy")
                 return _Verdict("ok" if o.ok else "fail", reason="policy attempts exhausted")
@@ -438,9 +470,47 @@ class _Decider:
         if o.ok:
             return _Verdict("ok")
         retry = step.retry
+        if retry and retry.auto:
+            return self._learned(step, o, retry.attempts, retry.delay, retry.max_delay)
         if retry and attempt < retry.attempts and _matches(retry.on, o.error_type or ""):
             return _Verdict("retry", self._delay(retry, o, attempt), reason="retry")
         return _Verdict("fail")
+
+    def _playbook(self) -> str:
+        return self.state.playbook_path or self.flow.path
+
+    def _learned(
+        self,
+        step: FlowStep,
+        o: Outcome,
+        max_attempts: int,
+        first_delay: float,
+        max_delay: float | None,
+    ) -> _Verdict:
+        choice = learned_retry.choose(
+            self.stats,
+            playbook=self._playbook(),
+            step=step.name,
+            error_class=_error_class(o),
+            attempt=o.command.attempt,
+            max_attempts=max_attempts,
+            first_delay=first_delay,
+            max_delay=max_delay,
+            retry_after=o.retry_after,
+        )
+        if choice.retry:
+            return _Verdict("retry", choice.delay, reason="learned", evidence=choice.evidence)
+        reason = str(choice.evidence.get("reason") or "learned: no retry")
+        return _Verdict("fail", reason=reason, evidence=choice.evidence)
+
+    def _failure_meta(self, o: Outcome, verdict: _Verdict) -> dict[str, Any]:
+        """A failure event's meta: what the worker reported, the error class, and the
+        evidence of a learned choice not to retry."""
+        meta = dict(o.meta)
+        meta["error_class"] = _error_class(o)
+        if verdict.evidence is not None and verdict.action != "retry":
+            meta["evidence"] = dict(verdict.evidence)
+        return meta
 
     def _delay(self, policy: RetryPolicy | PolicyRule, o: Outcome, attempt: int) -> float:
         delay = policy.delay
@@ -477,7 +547,7 @@ class _Decider:
                 error_type=o.error_type,
                 error_message=o.error_message,
                 duration_ms=o.duration_ms,
-                meta=dict(o.meta) or None,
+                meta=self._failure_meta(o, verdict),
             )
             self._anomalies(name, cmd.attempt, o)
         if verdict.action == "retry":
@@ -535,6 +605,7 @@ class _Decider:
                 error_type=o.error_type,
                 error_message=o.error_message,
                 duration_ms=o.duration_ms,
+                meta=self._failure_meta(o, verdict),
             )
         if verdict.action == "retry":
             self._retry(name, cmd.attempt + 1, i, verdict, o)
@@ -558,6 +629,7 @@ class _Decider:
                 iteration=i,
                 error_type=error_type,
                 error_message=message,
+                meta=self._failure_meta(o, verdict) if not o.ok else None,
             )
             self._fail_execution(name, error_type, message)
 
@@ -595,6 +667,8 @@ class _Decider:
             meta["retry_after"] = o.retry_after
         if v.delay > 0:
             meta["not_before"] = iso(self.now + v.delay)
+        if v.evidence is not None:
+            meta["evidence"] = dict(v.evidence)
         self.emit(
             "step.retrying",
             step_name=name,
@@ -773,6 +847,16 @@ def _merge(arrivals: list[dict[str, Any]]) -> dict[str, Any]:
     for args in arrivals:
         merged.update(args)
     return merged
+
+
+def _error_class(o: Outcome) -> str:
+    details = o.meta.get("details")
+    return classify(
+        o.error_type,
+        o.error_message,
+        details if isinstance(details, Mapping) else None,
+        timed_out=o.timed_out,
+    )
 
 
 def _matches(on: tuple[str, ...], error_type: str) -> bool:

@@ -5,6 +5,11 @@ deadline, reminders and escalation are timer commands. The execution is ``paused
 nothing runs but decisions wait, and holds no worker. A person's answer arrives as a
 ``Decide`` signal; it is checked here (pending, allowed action, allowed person, form
 values) and a refusal raises ``DecisionRefused`` before any event is emitted.
+
+With ``notify`` the request is also a ``notify`` command: a worker POSTs it, with the
+decision's signed ``callback_url``, to a service and reports back (``decision.notified``,
+or ``decision.notify_failed`` and another attempt after a backoff); the pause never waits
+for it. A call to that URL is a decision like ``POST /api/decisions/{id}``, checked alike.
 """
 
 from __future__ import annotations
@@ -12,9 +17,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
+from playloop.decisions.callbacks import PLACEHOLDER as CALLBACK_PLACEHOLDER
 from playloop.dsl.durations import parse_duration
+from playloop.dsl.render import TemplateError, render
 from playloop.engine.commands import Command
 from playloop.engine.signals import Callback, Decide, Outcome
+from playloop.tools.approval import NotifyConfig
 
 if TYPE_CHECKING:
     from playloop.engine.decide import _Decider
@@ -28,6 +38,11 @@ _FORM_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "boolean": (bool,),
 }
+#: seconds before the second notify attempt; doubled each time, at most NOTIFY_MAX_DELAY
+NOTIFY_BACKOFF = 2.0
+NOTIFY_MAX_DELAY = 300.0
+#: what a decision's callback body may hold
+_CALLBACK_KEYS = frozenset({"action", "values", "comment", "decided_by"})
 
 
 class DecisionRefused(Exception):
@@ -63,9 +78,15 @@ def request_decision(d: _Decider, name: str, config: dict[str, Any], started_seq
         "escalate_to": list(config.get("escalate_to") or []),
         "requested_by": s.started_by,
     }
-    if config.get("notify"):
-        meta["notify"] = config["notify"]
+    notify = _notify_request(d, name, meta, timeout)
+    if notify is None and d.state.status != "running":
+        return  # the notify template failed the step
+    if notify is not None:
+        meta["notify"] = {"url": notify["notify"]["url"], "method": notify["notify"]["method"]}
+        meta["callback_expires"] = iso(notify["callback"]["expires"])
     d.emit("decision.requested", step_name=name, status="waiting", meta=meta)
+    if notify is not None:
+        _notify_command(d, name, notify, attempt=1, when=None)
     if deadline:
         _timer(d, name, "deadline", decision_id, deadline)
     remind = _seconds(config.get("remind_every"))
@@ -74,6 +95,114 @@ def request_decision(d: _Decider, name: str, config: dict[str, Any], started_seq
     escalate_after = _seconds(config.get("escalate_after"))
     if escalate_after and meta["escalate_to"]:
         _timer(d, name, "escalate", decision_id, d.now + escalate_after)
+
+
+def _notify_request(
+    d: _Decider, name: str, meta: dict[str, Any], timeout: float | None
+) -> dict[str, Any] | None:
+    """The ``notify`` command's payload, rendered; None without ``notify`` (or when its
+    template fails, which fails the step)."""
+    raw = d.flow.steps[name].tool.config.get("notify")
+    if not raw:
+        return None
+    s = d.state
+    on_timeout = meta["on_timeout"]
+    request = {
+        "decision_id": meta["decision_id"],
+        "execution_id": str(s.execution_id),
+        "playbook_path": s.playbook_path or d.flow.path,
+        "step": name,
+        "prompt": meta["prompt"],
+        "options": meta["options"],
+        "form": meta["form"],
+        "approvers": meta["approvers"],
+        "deadline": meta["deadline"],
+        "callback_url": CALLBACK_PLACEHOLDER,  # the worker puts the signed URL in
+    }
+    ctx = {**d.context(s.steps[name].args), **request, "request": request}
+    try:
+        rendered = render(raw, ctx, step=name)
+        config = NotifyConfig.model_validate(rendered)
+        # the URL must outlive the decision: its deadline (twice, when it may escalate)
+        valid = (
+            timeout * (2 if on_timeout == "escalate" else 1)
+            if timeout
+            else parse_duration(config.callback_expires)
+        )
+    except (TemplateError, ValidationError, ValueError) as exc:
+        templated = isinstance(exc, TemplateError)
+        message = str(exc) if templated else f"step '{name}': notify: {exc}"
+        error_type = "TemplateError" if templated else "ConfigError"
+        d.emit(
+            "step.failed", step_name=name, status="failed", attempt=s.steps[name].attempt,
+            error_type=error_type, error_message=message,
+        )  # fmt: skip
+        d._fail_execution(name, error_type, message)
+        return None
+    notify = config.model_dump()
+    notify["method"] = config.method.upper()
+    if notify["body"] is None:
+        notify["body"] = request
+    return {
+        "notify": notify,
+        "decision": meta["decision_id"],
+        "callback": {"id": meta["decision_id"], "expires": d.now + valid},
+    }
+
+
+def _notify_command(
+    d: _Decider, step: str, payload: dict[str, Any], *, attempt: int, when: float | None
+) -> None:
+    d.out.commands.append(
+        Command(
+            execution_id=d.state.execution_id,
+            kind="notify",
+            step=step,
+            attempt=attempt,
+            payload=payload,
+            not_before=when,
+            pool=d.flow.steps[step].pool,
+        )
+    )
+
+
+def notify_outcome(d: _Decider, cmd: Command, o: Outcome) -> None:
+    """A worker's report on a ``notify`` command: record it; retry a failure with backoff."""
+    from playloop.engine.decide import iso
+
+    decision_id = str(cmd.payload.get("decision"))
+    request = d.state.decisions.get(decision_id)
+    if request is None:
+        return
+    step = str(request["step"])
+    notify = cmd.payload.get("notify") or {}
+    meta: dict[str, Any] = {"decision_id": decision_id, "attempt": cmd.attempt}
+    meta["url"] = notify.get("url")
+    if o.ok:
+        result = o.result if isinstance(o.result, dict) else {}
+        meta["status_code"] = result.get("status_code")
+        d.emit(
+            "decision.notified", step_name=step, attempt=cmd.attempt, duration_ms=o.duration_ms,
+            meta=meta,
+        )  # fmt: skip
+        return
+    attempts = int(notify.get("attempts") or 1)
+    again = request["status"] == "pending" and cmd.attempt < attempts
+    delay = 0.0
+    if again:
+        delay = min(NOTIFY_MAX_DELAY, NOTIFY_BACKOFF * 2 ** (cmd.attempt - 1))
+        if o.retry_after is not None:
+            delay = min(NOTIFY_MAX_DELAY, max(delay, o.retry_after))
+        meta["retry_in"] = delay
+        meta["not_before"] = iso(d.now + delay)
+    else:
+        meta["gave_up"] = request["status"] == "pending"
+    d.emit(
+        "decision.notify_failed", step_name=step, attempt=cmd.attempt, error_type=o.error_type,
+        error_message=o.error_message, duration_ms=o.duration_ms, meta=meta,
+    )  # fmt: skip
+    if again:
+        _notify_command(d, step, dict(cmd.payload), attempt=cmd.attempt + 1, when=d.now + delay)
 
 
 def _timer(d: _Decider, step: str, kind: str, decision_id: str, when: float, **extra: Any) -> None:
@@ -89,7 +218,7 @@ def _timer(d: _Decider, step: str, kind: str, decision_id: str, when: float, **e
     )
 
 
-def decide_request(d: _Decider, signal: Decide) -> None:
+def decide_request(d: _Decider, signal: Decide, *, via: str | None = None) -> None:
     request = d.state.decisions.get(signal.decision_id)
     if request is None:
         raise DecisionRefused(404, f"no decision {signal.decision_id}")
@@ -121,7 +250,7 @@ def decide_request(d: _Decider, signal: Decide) -> None:
             raise DecisionRefused(
                 422, f"value '{key}' must be a {form[key]}, not {type(value).__name__}"
             )
-    make_decision(d, request, signal.action, values, signal.comment, signal.actor)
+    make_decision(d, request, signal.action, values, signal.comment, signal.actor, via=via)
 
 
 def make_decision(
@@ -131,6 +260,8 @@ def make_decision(
     values: dict[str, Any],
     comment: str | None,
     actor: str,
+    *,
+    via: str | None = None,
 ) -> None:
     s = d.state
     if s.status == "paused":
@@ -149,8 +280,10 @@ def make_decision(
             "values": values,
             "comment": comment,
             "time_to_decide_ms": waited_ms,
+            **({"via": via} if via else {}),
         },
     )
+    d.out.decided_steps.append(step)  # before _finish_step: the step may ask again
     result = dict(s.last_decision or {})
     d._finish_step(step, result, waited_ms, {})
 
@@ -248,8 +381,39 @@ def wait_for_callback(d: _Decider, cmd: Command, o: Outcome) -> None:
     _timer(d, cmd.step, "deadline", callback["id"], float(callback["expires"]))
 
 
+def _callback_decision(d: _Decider, signal: Callback) -> None:
+    """A service called a decision's callback URL: its body is a decision, checked like one."""
+    body = signal.body
+    if not isinstance(body, dict):
+        raise DecisionRefused(
+            422,
+            "a decision callback's body is a JSON object: {action, values, comment, decided_by}",
+        )
+    unknown = sorted(set(body) - _CALLBACK_KEYS)
+    if unknown:
+        raise DecisionRefused(
+            422, f"unknown field(s) {', '.join(unknown)}: a decision callback holds "
+            "action, values, comment and decided_by",
+        )  # fmt: skip
+    action, values = body.get("action"), body.get("values") or {}
+    comment, actor = body.get("comment"), body.get("decided_by")
+    if not isinstance(action, str) or not action:
+        raise DecisionRefused(422, "'action' is required: one of the request's options")
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > 200 or "\x00" in actor:
+        raise DecisionRefused(422, "'decided_by' is required: who decided (a user name)")
+    if not isinstance(values, dict):
+        raise DecisionRefused(422, "'values' must be an object of the form's values")
+    if comment is not None and (not isinstance(comment, str) or len(comment) > 10_000):
+        raise DecisionRefused(422, "'comment' must be text (at most 10,000 characters)")
+    d.actor = actor
+    decide_request(d, Decide(signal.callback_id, action, actor, values, comment), via="callback")
+
+
 def callback_arrived(d: _Decider, signal: Callback) -> None:
     request = d.state.decisions.get(signal.callback_id)
+    if request is not None and request.get("kind") != "callback":
+        _callback_decision(d, signal)
+        return
     if request is None or request.get("kind") != "callback":
         raise DecisionRefused(404, f"no callback {signal.callback_id}")
     if request["status"] != "pending":

@@ -178,6 +178,16 @@ class DecisionNotice(Payload):
     step_name: str | None = None
 
 
+class DecisionNotified(Payload):
+    """A worker sent a decision request to its ``notify`` URL (``decision.notified``), or
+    failed to (``decision.notify_failed``: ``error_type``, ``error_message``, and
+    ``meta.retry_in`` or ``meta.gave_up``); ``meta`` = {decision_id, attempt, url, ...}."""
+
+    required = ("step_name", "meta")
+    step_name: str | None = None
+    attempt: int | None = None
+
+
 class CallbackReceived(Payload):
     """An external service called a step's callback URL; ``result`` is the body."""
 
@@ -265,6 +275,8 @@ PAYLOADS: dict[str, type[Payload]] = {
     "decision.escalated": DecisionNotice,
     "decision.made": DecisionMade,
     "decision.expired": DecisionNotice,
+    "decision.notified": DecisionNotified,
+    "decision.notify_failed": DecisionNotified,
     "callback.received": CallbackReceived,
     "feedback.received": FeedbackReceived,
     "anomaly.detected": AnomalyDetected,

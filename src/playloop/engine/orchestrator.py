@@ -18,15 +18,19 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from playloop.dsl.flow import Flow
-from playloop.engine.commands import Command
+from playloop.engine.commands import WORKER_KINDS, Command
 from playloop.engine.decide import decide
 from playloop.engine.events import TERMINAL_EXECUTION, Event, new_id
 from playloop.engine.signals import Outcome, Signal, Start, TimerFired
 from playloop.engine.state import ExecutionState, fold
+from playloop.learn.snapshot import Snapshot
 from playloop.store.base import EventStore, ExecutionRow, StaleSignal
+
+if TYPE_CHECKING:
+    from playloop.learn.stats import StatsCache
 
 #: how long an execution whose optimistic decision failed is decided the careful way
 CONTENDED_SECONDS = 10.0
@@ -109,6 +113,12 @@ class Orchestrator:
         #: decide first and let the store verify at commit (see ``advance``)
         self.optimistic = store.dialect == "postgres"
         self._contended: dict[int, float] = {}
+        #: the statistics learned policies read; refreshed (at most every ``max_age``
+        #: seconds, outside any transaction) only once a flow that uses them is loaded
+        self.learning: StatsCache | None = None
+        #: id(flow) -> (flow, whether it uses a learned policy): asked once per flow
+        self._uses_learning: dict[int, tuple[Flow, bool]] = {}
+        self._learning_wanted = False
 
     # --- reads -------------------------------------------------------------------------
 
@@ -137,8 +147,23 @@ class Orchestrator:
         if flow is None:
             state = self.state(execution_id, refresh=False)
             flow = self._load_flow(state.playbook_path, state.playbook_version)
-            self.flows[execution_id] = flow
+            self._remember(execution_id, flow)
         return flow
+
+    def _remember(self, execution_id: int, flow: Flow) -> None:
+        self.flows[execution_id] = flow
+        if not self._learning_wanted and uses_learning(flow):
+            self._learning_wanted = True
+
+    def _stats(self, flow: Flow) -> Snapshot | None:
+        if self.learning is None:
+            return None
+        known = self._uses_learning.get(id(flow))
+        if known is None or known[0] is not flow:
+            if len(self._uses_learning) > 1024:
+                self._uses_learning.clear()
+            known = self._uses_learning[id(flow)] = (flow, uses_learning(flow))
+        return self.learning.snapshot() if known[1] else None
 
     def forget(self, execution_id: int) -> None:
         self.states.pop(execution_id, None)
@@ -159,7 +184,7 @@ class Orchestrator:
     ) -> tuple[int, Advanced]:
         execution_id = new_id()
         self.states[execution_id] = ExecutionState(execution_id=execution_id)
-        self.flows[execution_id] = flow
+        self._remember(execution_id, flow)
         result = self.advance(
             [(execution_id, Start(workload=workload, actor=actor))],
             owner=owner,
@@ -195,6 +220,8 @@ class Orchestrator:
         args = (signals, owner, capacity, lease_seconds, claim_for, claim_any, pool)
         if self.advisor is not None:
             self.advisor.prepare(self._playbooks(signals))
+        if self.learning is not None and self._learning_wanted:
+            self.learning.refresh_in_background()
         if self.optimistic:
             try:
                 return self._observed(self._advance(*args, optimistic=True))
@@ -252,7 +279,7 @@ class Orchestrator:
                     for cmd in new_commands:
                         if (
                             cmd.lease_owner is None
-                            and cmd.kind == "run"
+                            and cmd.kind in WORKER_KINDS
                             and capacity > 0
                             and not cmd.not_before
                             and (pool is None or (cmd.pool or "default") == pool)
@@ -279,7 +306,7 @@ class Orchestrator:
                         out.claimed += len(claimed)
                         if claimed:
                             for cmd in claimed:
-                                if cmd.kind != "run":
+                                if cmd.kind not in WORKER_KINDS:
                                     work.append((cmd.execution_id, TimerFired(cmd), True))
                                 else:
                                     capacity -= 1
@@ -340,7 +367,9 @@ class Orchestrator:
             flow = self.flow(execution_id)
             if self.advisor is not None and isinstance(signal, Outcome):
                 signal = self.advisor.advise(flow, state, signal)
-            decision = decide(flow, state, signal, now)
+            decision = decide(flow, state, signal, now, self._stats(flow))
+            for step in decision.decided_steps:
+                self.store.drop_decision_commands(execution_id, step)
             self._collect(state, decision.events, decision.commands, out, new_commands)
             if decision.drop_commands:
                 self.store.drop_commands(execution_id)
@@ -421,9 +450,19 @@ class Orchestrator:
             "attempt": cmd.attempt,
         }
         self.states[child_id] = ExecutionState(execution_id=child_id)
-        self.flows[child_id] = child_flow
+        self._remember(child_id, child_flow)
         work.appendleft((child_id, Start(workload=spawn.workload, parent=parent), False))
         return child_id
+
+
+def uses_learning(flow: Flow) -> bool:
+    """Whether any step of the flow has ``retry: auto``, ``timeout: auto`` or a learned rule."""
+    for step in flow.steps.values():
+        if step.timeout_auto is not None or (step.retry is not None and step.retry.auto):
+            return True
+        if any(rule.mode == "learned" for rule in step.rules):
+            return True
+    return False
 
 
 def _child_done(state: ExecutionState) -> tuple[int, Signal | SpawnChild, bool]:

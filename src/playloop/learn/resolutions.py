@@ -5,9 +5,9 @@ decision, later run: see ``playloop.learn.linking``) of one execution's failures
 earlier runs of its playbook that it may have fixed, and appends those not yet recorded.
 ``resolve`` records a note by hand; ``list_failures`` reads failures with their resolutions.
 
-Recording is idempotent within a process (one recorder at a time, each checking what is
-recorded before appending). Two processes recording the same failure at the same instant
-could both append; readers count an automatic kind once per failure (``linking.link``).
+Recording is idempotent: one recorder at a time over every process of a database
+(``recorder.exclusive``), each checking what is recorded before appending. Servers and
+workers record the executions they end (``recorder.ResolutionRecorder``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from playloop.learn.linking import (
     started,
 )
 from playloop.learn.queries import event_by_id, failure_rows, first_success_after, open_failures
+from playloop.learn.recorder import exclusive
 
 if TYPE_CHECKING:
     from playloop.runtime import Engine
@@ -51,8 +52,6 @@ __all__ = [
 LOOKBACK = 200
 MAX_NOTE = 4_000
 
-_recording = threading.Lock()
-
 
 class UnknownEvent(LookupError):
     """No event with this id is in the store."""
@@ -71,7 +70,7 @@ def record_resolutions(engine: Engine, execution_id: int) -> list[Event]:
     got through. Returns the events appended (none when all are recorded already).
     """
     _not_on_the_loop(engine)
-    with _recording:
+    with exclusive(engine):
         events = engine.events(execution_id)
         if not events:
             raise UnknownExecution(f"no execution {execution_id}")
@@ -121,7 +120,7 @@ def list_failures(
         return []  # no playbook path holds one (PostgreSQL text cannot)
     if catch_up:
         _not_on_the_loop(engine)
-        with _recording:
+        with exclusive(engine):
             shown = open_failures(engine.store, playbook=playbook, limit=limit)
             for execution_id in dict.fromkeys(f.execution_id for f in shown):
                 _examine(engine, engine.events(execution_id))

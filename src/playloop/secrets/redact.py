@@ -72,6 +72,8 @@ class Redactor:
                 continue
             if key == "dsn":
                 self.add_dsn(str(value))
+            elif isinstance(value, Mapping):  # an HTTP credential's headers: their values
+                self.add_values(value)
             else:
                 self.add(value)
 

@@ -7,6 +7,7 @@ class knows events, commands, executions, workers and the catalog, never playboo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -60,6 +61,10 @@ class SqlStore:
 
     def transaction(self) -> AbstractContextManager[None]:
         raise NotImplementedError
+
+    def pinned(self) -> AbstractContextManager[None]:
+        """This thread's transactions keep one connection (a no-op where there is one)."""
+        return contextlib.nullcontext()
 
     def _fetch(self, name: str, params: Params = ()) -> list[tuple[Any, ...]]:
         raise NotImplementedError
@@ -211,6 +216,10 @@ class SqlStore:
 
     def drop_commands(self, execution_id: int) -> None:
         self._send("drop_commands", (execution_id,))
+
+    def drop_decision_commands(self, execution_id: int, step: str) -> None:
+        """A decided step's leftover deadline, reminder, escalation and notify commands."""
+        self._send("drop_decision_commands", (execution_id, step))
 
     def claim(
         self,

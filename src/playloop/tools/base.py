@@ -8,6 +8,8 @@ store nor playbooks: they get a rendered config, rendered ``input`` bindings and
 
 from __future__ import annotations
 
+import errno as errno_module
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +19,9 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from playloop.worker.processes import ProcessPool
+
+
+_SQLSTATE = re.compile(r"^[0-9A-Z]{5}$")
 
 
 class ToolConfig(BaseModel):
@@ -54,6 +59,28 @@ class ToolTimeout(ToolError):
     def __init__(self, seconds: float) -> None:
         super().__init__(f"timed out after {seconds:g}s", "TimeoutError")
         self.seconds = seconds
+
+
+def error_facts(exc: BaseException) -> dict[str, Any]:
+    """The structured facts of an exception and its causes: ``errno`` (a name such as
+    ``ECONNREFUSED``), ``sqlstate``, ``status_code``; only those found."""
+    facts: dict[str, Any] = {}
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        number = getattr(current, "errno", None)
+        if "errno" not in facts and isinstance(number, int) and number in errno_module.errorcode:
+            facts["errno"] = errno_module.errorcode[number]
+        state = getattr(current, "sqlstate", None)
+        if "sqlstate" not in facts and isinstance(state, str) and _SQLSTATE.match(state):
+            facts["sqlstate"] = state
+        response = getattr(current, "response", None)
+        status = getattr(response, "status_code", None)
+        if "status_code" not in facts and isinstance(status, int):
+            facts["status_code"] = status
+        current = current.__cause__ or current.__context__
+    return facts
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,14 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from playloop.tools.base import Tool, ToolConfig, ToolContext, ToolError, ToolTimeout
+from playloop.tools.base import (
+    Tool,
+    ToolConfig,
+    ToolContext,
+    ToolError,
+    ToolTimeout,
+    error_facts,
+)
 
 #: seconds, when neither the config nor the step sets a timeout
 DEFAULT_TIMEOUT = 30.0
@@ -190,7 +197,9 @@ class HttpTool(Tool):
         except (httpx.HTTPError, httpx.InvalidURL) as e:
             name = type(e).__name__
             raise ToolError(
-                f"{name}: {method} {config.url}: {e}", name, details={"url": config.url}
+                f"{name}: {method} {config.url}: {e}",
+                name,
+                details={"url": config.url, **error_facts(e)},
             ) from None
         status = response.status_code
         if not 200 <= status < 300:

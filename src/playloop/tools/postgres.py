@@ -24,7 +24,14 @@ from pydantic import SecretStr
 
 from playloop.secrets.redact import REDACTOR
 from playloop.tools._util import json_safe
-from playloop.tools.base import Tool, ToolConfig, ToolContext, ToolError, ToolTimeout
+from playloop.tools.base import (
+    Tool,
+    ToolConfig,
+    ToolContext,
+    ToolError,
+    ToolTimeout,
+    error_facts,
+)
 
 #: seconds to wait for a connection when the step has no timeout
 DEFAULT_CONNECT_TIMEOUT = 10
@@ -226,6 +233,7 @@ def _tool_error(exc: psycopg.Error) -> ToolError:
         parts.append(f"HINT: {diag.message_hint}")
     label = sqlstate or type(exc).__name__
     details = {
+        **error_facts(exc),
         "sqlstate": sqlstate,
         "constraint": diag.constraint_name,
         "table": diag.table_name,

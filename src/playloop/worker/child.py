@@ -8,7 +8,7 @@ stderr so that nothing user code does (``print``, ``input()``, ``os.system("echo
 corrupt the protocol channel. ``print`` output is captured per job and returned as logs.
 
 A job is ``(code, input, libs)``; a reply is ``("ok", result_json, logs)`` or
-``("error", exc_type_name, message, traceback_text, logs)``. The result travels as JSON text
+``("error", exc_type_name, message, traceback_text, logs, facts)``. The result travels as JSON text
 because it must be JSON anyway: checking it and encoding it are the same ``json.dumps``.
 
 This file runs at every child start, so it imports only what it needs (no pydantic, nothing
@@ -137,6 +137,30 @@ def _safe_traceback(exc: BaseException) -> str:
         return ""
 
 
+def _facts(exc: BaseException) -> dict[str, Any]:
+    """What the parent classifies the error by: errno name, SQLSTATE, HTTP status (the
+    first found along the exception's causes). Mirrors ``tools.base.error_facts``, which
+    this module cannot import."""
+    import errno as errno_module
+
+    facts: dict[str, Any] = {}
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        number = getattr(current, "errno", None)
+        if "errno" not in facts and isinstance(number, int) and number in errno_module.errorcode:
+            facts["errno"] = errno_module.errorcode[number]
+        state = getattr(current, "sqlstate", None)
+        if "sqlstate" not in facts and isinstance(state, str) and len(state) == 5:
+            facts["sqlstate"] = state
+        status = getattr(getattr(current, "response", None), "status_code", None)
+        if "status_code" not in facts and isinstance(status, int):
+            facts["status_code"] = status
+        current = current.__cause__ or current.__context__
+    return facts
+
+
 def run_job(code: str, input: dict[str, Any], libs: Any) -> tuple[Any, ...]:
     """Run one job and build its reply (never raises for errors in user code)."""
     logs = io.StringIO()
@@ -166,7 +190,7 @@ def run_job(code: str, input: dict[str, Any], libs: Any) -> tuple[Any, ...]:
             message = "<unprintable exception>"
         # a ResultError's traceback would only show this module
         tb_text = "" if isinstance(exc, ResultError) else _safe_traceback(exc)
-        return ("error", type(exc).__name__, message, tb_text, logs.getvalue())
+        return ("error", type(exc).__name__, message, tb_text, logs.getvalue(), _facts(exc))
     finally:
         sys.stdout = saved_stdout
     return ("ok", text, logs.getvalue())

@@ -11,12 +11,15 @@ import orjson
 from pydantic import ValidationError
 
 from playloop.decisions.callbacks import PLACEHOLDER, callback_url
+from playloop.decisions.notify import send as send_notification
 from playloop.engine.commands import Command
 from playloop.engine.orchestrator import SpawnChild
 from playloop.engine.signals import Outcome
-from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout
+from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout, error_facts
 from playloop.tools.registry import tool
 from playloop.worker.processes import ProcessPool
+
+SimilarLookup = Callable[..., list[dict[str, Any]] | None]
 
 
 def execute(
@@ -26,12 +29,31 @@ def execute(
     home: Path,
     playbook_file: Path | None,
     credentials: Callable[[str], dict[str, Any]] | None = None,
+    similar: SimilarLookup | None = None,
 ) -> Outcome | SpawnChild:
+    """Run the command's tool; ``similar`` (when given) finds past failures like a failure
+    here, within its own time budget, for the failure event's ``meta.similar``."""
+    if cmd.kind == "notify":  # send a decision request to its service
+        return send_notification(cmd, home=home, credentials=credentials)
     payload = cmd.payload
     started = time.perf_counter()
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
 
     def failed(error_type: str, message: str, **extra: Any) -> Outcome:
+        if similar is not None:
+            try:
+                found = similar(
+                    execution_id=cmd.execution_id,
+                    step=cmd.step,
+                    tool=payload.get("tool"),
+                    error_type=error_type,
+                    message=message,
+                    config=payload.get("config"),
+                )
+            except Exception:  # a lookup never fails the report
+                found = None
+            if found:
+                meta["similar"] = found
         return Outcome(
             command=cmd,
             ok=False,
@@ -70,6 +92,9 @@ def execute(
     except ValidationError as exc:
         return failed("ConfigError", f"step '{cmd.step}': tool config: {exc}")
     except Exception as exc:
+        facts = error_facts(exc)
+        if facts:
+            meta["details"] = facts
         return failed(type(exc).__name__, str(exc))
     if isinstance(result, ChildExecution):
         return SpawnChild(command=cmd, path=result.path, workload=dict(result.workload))

@@ -386,9 +386,10 @@ def _decode(reply: bytes, pid: int) -> PythonRun:
     if message[0] == "ok":
         _, text, logs = message
         return PythonRun(json.loads(text), logs, pid)
-    _, exc_type, text, tb, logs = message
+    _, exc_type, text, tb, logs, *rest = message
+    facts = rest[0] if rest and isinstance(rest[0], dict) else {}
     raise ToolError(
         f"{exc_type}: {text}" if text else exc_type,
         exc_type,
-        details={"traceback": tb, "logs": logs},
+        details={"traceback": tb, "logs": logs, **facts},
     )

@@ -28,6 +28,11 @@ ROUTES = [
     ("POST", "/api/executions/1/feedback", {"label": "good"}, "operator"),
     ("POST", "/api/events/1/resolution", {"note": "fixed"}, "operator"),
     ("GET", "/api/failures", None, "viewer"),
+    ("GET", "/api/learn/stats", None, "viewer"),
+    ("GET", "/api/learn/suggest?playbook=tests/api/chain", None, "viewer"),
+    ("GET", "/api/learn/similar-failures?q=timeout", None, "viewer"),
+    ("GET", "/api/learn/search?q=load", None, "viewer"),
+    ("POST", "/api/learn/generate", {"description": "load a csv into sqlite"}, "operator"),
 ]
 IDS = [f"{m} {p}" for m, p, _, _ in ROUTES]
 

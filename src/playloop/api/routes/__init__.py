@@ -15,6 +15,7 @@ _WHY = {
     410: "The resource is gone: the link expired.",
     413: "The request body is over the size limit.",
     422: "The request is invalid: a path, query or body field has a wrong type or value.",
+    502: "A service the route depends on (an LLM) failed or is unreachable.",
     503: "The database is unavailable.",
 }
 

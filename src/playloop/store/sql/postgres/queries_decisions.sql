@@ -29,3 +29,7 @@ ORDER BY requested_at DESC LIMIT %(limit)s
 SELECT decision_id, execution_id, playbook_path, step_name, status, prompt, options, approvers,
        deadline, requested_at, decided_at, action, decided_by, comment, time_to_decide_ms
 FROM noetl.decision WHERE decision_id = %s
+
+-- name: drop_decision_commands
+DELETE FROM noetl.command
+WHERE execution_id = %s AND step_name = %s AND kind IN ('deadline', 'remind', 'escalate', 'notify')

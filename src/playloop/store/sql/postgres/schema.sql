@@ -198,3 +198,10 @@ CREATE TABLE IF NOT EXISTS noetl.decision (
     time_to_decide_ms BIGINT
 );
 CREATE INDEX IF NOT EXISTS decision_status ON noetl.decision (status, requested_at);
+
+CREATE TABLE IF NOT EXISTS noetl.projection (
+    name TEXT NOT NULL PRIMARY KEY,
+    position BIGINT NOT NULL DEFAULT 0,
+    info TEXT,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);

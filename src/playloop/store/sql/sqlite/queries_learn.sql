@@ -75,3 +75,28 @@ WHERE s.playbook_path = :playbook
   AND json_extract(s.meta, '$.via') IS NULL
 ORDER BY x.started_at, s.seq
 LIMIT 1
+
+-- name: learn_stats_events
+-- The events the statistics fold (playloop.learn.stats), after an event id, in id order:
+-- context and result are left out (NULL), they are not needed and may be large.
+SELECT event_id, execution_id, seq, parent_execution_id, parent_event_id, playbook_path,
+       playbook_version, event_type, step_name, status, attempt, iteration, duration_ms,
+       error_type, error_message, NULL AS context, NULL AS result, meta, actor, created_at
+FROM noetl.event
+WHERE event_id > :after
+  AND event_type IN ('execution.started', 'execution.finished', 'execution.failed',
+                     'execution.cancelled', 'step.finished', 'step.failed',
+                     'step.timed_out', 'step.retrying', 'loop.item', 'decision.made',
+                     'feedback.received')
+ORDER BY event_id
+LIMIT :limit
+
+-- name: learn_step_decisions
+-- The newest decisions made at one step of a playbook (playloop.learn.suggest).
+SELECT event_id, execution_id, seq, parent_execution_id, parent_event_id, playbook_path,
+       playbook_version, event_type, step_name, status, attempt, iteration, duration_ms,
+       error_type, error_message, context, result, meta, actor, created_at
+FROM noetl.event
+WHERE playbook_path = :playbook AND step_name = :step AND event_type = 'decision.made'
+ORDER BY event_id DESC
+LIMIT :limit

@@ -134,3 +134,10 @@ CREATE TABLE IF NOT EXISTS noetl.decision (
     time_to_decide_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS noetl.decision_status ON decision (status, requested_at);
+
+CREATE TABLE IF NOT EXISTS noetl.projection (
+    name TEXT NOT NULL PRIMARY KEY,
+    position INTEGER NOT NULL DEFAULT 0,
+    info TEXT,
+    updated_at TEXT NOT NULL
+);

@@ -1,0 +1,383 @@
+"""Qdrant Edge shards, one per collection, shared by the processes of one playloop home.
+
+Layout: ``<home>/vectors/<collection>/`` holds ``shard/`` (the Qdrant Edge shard),
+``meta.json`` (model, dimension, BM25 set-up), ``lock`` and, while a process waits for the
+shard, a ``want.<pid>.<n>`` file.
+
+A Qdrant Edge shard has one owner at a time (its files are locked while it is open; a
+second opener fails with ``WouldBlock``) and no read-only mode. So processes take turns:
+a process opens the shard under an exclusive ``flock`` on ``lock`` and keeps it open while
+nobody else asks for it; a process that wants it writes its ``want`` file and waits on the
+``flock``; the owner sees the ``want`` file after its current operation (or within 20 ms
+when idle: a watcher thread) and closes the shard (flushed), releasing the lock. The wait
+is bounded (``wait`` seconds, then ``IndexBusy``); the lock error never reaches a caller.
+Every upsert is flushed before it returns, so the shard runs without a write-ahead log
+(which makes reopening fast); the index is a cache of the event log anyway.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from playloop.learn.vectors import (
+    DENSE,
+    SPARSE,
+    CollectionMeta,
+    Found,
+    IndexBusy,
+    Stored,
+    Where,
+)
+
+if TYPE_CHECKING:
+    from qdrant_edge import EdgeShard, Filter
+
+#: how often an owner looks for a process that wants its shard, when idle
+WATCH_SECONDS = 0.02
+#: optimise (build HNSW) at the end of an upsert call once this many points were written
+#: since the last time (searching fewer unindexed points by brute force takes a few ms)
+OPTIMIZE_AFTER = 20_000
+_tokens = itertools.count()
+
+
+def edge_filter(where: Where | None) -> Filter | None:
+    from qdrant_edge import FieldCondition, Filter, MatchAny, MatchValue
+
+    if not where:
+        return None
+    conditions: list[Any] = []
+    for key, value in where.items():
+        if isinstance(value, list | tuple | set):
+            conditions.append(FieldCondition(key=key, match=MatchAny(any=list(value))))
+        else:
+            conditions.append(FieldCondition(key=key, match=MatchValue(value=value)))
+    return Filter(must=conditions)
+
+
+class Shard:
+    """One collection's shard, opened on demand and handed over to other processes."""
+
+    def __init__(self, folder: Path, wait: float) -> None:
+        self.folder = folder
+        self.path = folder / "shard"
+        self.wait = wait
+        self.token = f"{os.getpid()}.{next(_tokens)}"
+        self.mutex = threading.RLock()
+        self._fd: int | None = None
+        self._shard: EdgeShard | None = None
+        self.written = 0
+
+    def exists(self) -> bool:
+        return (self.path / "edge_config.json").is_file()
+
+    @contextlib.contextmanager
+    def use(self, create: CollectionMeta | None = None) -> Iterator[EdgeShard | None]:
+        """The open shard (None when it does not exist and ``create`` is None)."""
+        with self.mutex:
+            try:
+                if self._shard is None:
+                    self._acquire()
+                    self._open(create)
+                yield self._shard
+            finally:
+                if self._shard is None or self.someone_waits():
+                    self.release()
+
+    def someone_waits(self) -> bool:
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            return False
+        mine = f"want.{self.token}"
+        for name in names:
+            if name.startswith("want.") and name != mine:
+                pid = name.split(".")[1]
+                if pid.isdigit() and _alive(int(pid)):
+                    return True
+                with contextlib.suppress(OSError):
+                    (self.folder / name).unlink()  # left by a process that died waiting
+        return False
+
+    def _acquire(self) -> None:
+        if self._fd is not None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            _lock(fd, self.folder / f"want.{self.token}", self.wait, self.folder)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def _open(self, create: CollectionMeta | None) -> None:
+        from qdrant_edge import EdgeShard
+
+        if self.exists():
+            deadline = time.monotonic() + self.wait
+            while True:  # the previous owner may still be letting go of the files
+                try:
+                    self._shard = EdgeShard.load(str(self.path))
+                    return
+                except Exception as e:
+                    if "WouldBlock" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+        if create is not None:
+            self._shard = EdgeShard.create(str(self.path), _config(create.dim))
+            (self.folder / "meta.json").write_text(json.dumps(create.as_dict()) + "\n")
+
+    def release(self) -> None:
+        with self.mutex:
+            if self._shard is not None:
+                shard, self._shard = self._shard, None
+                try:
+                    shard.flush()
+                finally:
+                    shard.close()
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+
+    def release_if_wanted(self) -> None:
+        """Hand the shard over if another process waits and nobody here uses it."""
+        if self._shard is None or not self.mutex.acquire(blocking=False):
+            return
+        try:
+            if self._shard is not None and self.someone_waits():
+                self.release()
+        finally:
+            self.mutex.release()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock(fd: int, want: Path, wait: float, folder: Path) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    want.touch()
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise IndexBusy(
+                        f"the vector index {folder} was held by another process for more "
+                        f"than {wait:g} s"
+                    ) from None
+                time.sleep(0.005)
+    finally:
+        with contextlib.suppress(OSError):
+            want.unlink()
+
+
+def _config(dim: int) -> Any:
+    from qdrant_edge import (
+        Distance,
+        EdgeConfig,
+        EdgeSparseVectorParams,
+        EdgeVectorParams,
+        Modifier,
+    )
+
+    return EdgeConfig(
+        vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
+        sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+        wal_enabled=False,
+    )
+
+
+class EdgeBackend:
+    """The ``Backend`` on Qdrant Edge shards under ``folder`` (see the module docstring)."""
+
+    def __init__(self, folder: Path, *, wait: float = 30.0) -> None:
+        self.folder = folder
+        self.wait = wait
+        self._shards: dict[str, Shard] = {}
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    def _shard(self, collection: str) -> Shard:
+        with self._lock:
+            shard = self._shards.get(collection)
+            if shard is None:
+                shard = self._shards[collection] = Shard(self.folder / collection, self.wait)
+            if self._watcher is None:
+                self._watcher = threading.Thread(
+                    target=self._watch, name="playloop-vectors-watch", daemon=True
+                )
+                self._watcher.start()
+            return shard
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCH_SECONDS):
+            for shard in list(self._shards.values()):
+                shard.release_if_wanted()
+
+    def meta(self, collection: str) -> CollectionMeta | None:
+        try:
+            data = json.loads((self.folder / collection / "meta.json").read_text())
+        except FileNotFoundError:
+            return None
+        return CollectionMeta.from_dict(data)
+
+    def ensure(self, collection: str, meta: CollectionMeta, indexed: Sequence[str]) -> None:
+        from qdrant_edge import PayloadSchemaType, UpdateOperation
+
+        shard = self._shard(collection)
+        with shard.use(create=meta) as edge:
+            assert edge is not None
+            for name in indexed:
+                edge.update(UpdateOperation.create_field_index(name, PayloadSchemaType.Keyword))
+
+    def upsert(self, collection: str, points: Sequence[Stored]) -> None:
+        from qdrant_edge import Point, SparseVector, UpdateOperation
+
+        shard = self._shard(collection)
+        with shard.use() as edge:
+            if edge is None:
+                raise FileNotFoundError(f"collection {collection!r} was dropped meanwhile")
+            edge.update(
+                UpdateOperation.upsert_points(
+                    [
+                        Point(p.id, {DENSE: p.dense, SPARSE: SparseVector(*p.sparse)}, p.payload)
+                        for p in points
+                    ]
+                )
+            )
+            edge.flush()
+            shard.written += len(points)
+
+    def settle(self, collection: str) -> None:
+        """After an upsert call: build the indexes once enough points wait for them."""
+        shard = self._shard(collection)
+        if shard.written >= OPTIMIZE_AFTER:
+            self.optimize(collection)
+
+    def vectors_by_hash(self, collection: str, hashes: Sequence[str]) -> dict[str, list[float]]:
+        from qdrant_edge import ScrollRequest
+
+        if not hashes:
+            return {}
+        with self._shard(collection).use() as edge:
+            if edge is None:
+                return {}
+            records, _ = edge.scroll(
+                ScrollRequest(
+                    limit=4 * len(hashes),
+                    filter=edge_filter({"text_hash": list(hashes)}),
+                    with_payload=["text_hash"],
+                    with_vector=[DENSE],
+                )
+            )
+        out: dict[str, list[float]] = {}
+        for r in records:
+            vector = r.vector
+            if r.payload and isinstance(vector, dict) and isinstance(vector.get(DENSE), list):
+                out[str(r.payload["text_hash"])] = vector[DENSE]  # type: ignore[assignment]
+        return out
+
+    def _query(
+        self, collection: str, query: Any, limit: int, where: Where | None, with_vector: bool
+    ) -> list[Found]:
+        from qdrant_edge import QueryRequest
+
+        with self._shard(collection).use() as edge:
+            if edge is None:
+                return []
+            points = edge.query(
+                QueryRequest(
+                    limit=limit,
+                    query=query,
+                    filter=edge_filter(where),
+                    with_payload=True,
+                    with_vector=[DENSE] if with_vector else False,
+                )
+            )
+        found = []
+        for p in points:
+            vector = p.vector.get(DENSE) if isinstance(p.vector, dict) else None
+            dense = vector if isinstance(vector, list) else None
+            found.append(Found(int(p.id), p.score, dict(p.payload or {}), dense))  # type: ignore[arg-type]
+        return found
+
+    def dense(
+        self, collection: str, vector: list[float], limit: int, where: Where | None
+    ) -> list[Found]:
+        from qdrant_edge import Query
+
+        return self._query(collection, Query.Nearest(vector, using=DENSE), limit, where, False)
+
+    def sparse(
+        self,
+        collection: str,
+        sparse: tuple[list[int], list[float]],
+        limit: int,
+        where: Where | None,
+        with_vector: bool,
+    ) -> list[Found]:
+        from qdrant_edge import Query, SparseVector
+
+        query = Query.Nearest(SparseVector(*sparse), using=SPARSE)
+        return self._query(collection, query, limit, where, with_vector)
+
+    def count(self, collection: str) -> int:
+        from qdrant_edge import CountRequest
+
+        with self._shard(collection).use() as edge:
+            return 0 if edge is None else edge.count(CountRequest(exact=True))
+
+    def drop(self, collection: str) -> None:
+        shard = self._shard(collection)
+        with shard.mutex:
+            shard._acquire()
+            try:
+                if shard._shard is not None:
+                    shard._shard.close()
+                    shard._shard = None
+                shutil.rmtree(shard.path, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError):
+                    (shard.folder / "meta.json").unlink()
+                shard.written = 0
+            finally:
+                shard.release()
+
+    def optimize(self, collection: str) -> None:
+        shard = self._shard(collection)
+        with shard.use() as edge:
+            if edge is not None:
+                edge.optimize()
+                shard.written = 0
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._watcher is not None:
+            self._watcher.join()
+        for shard in self._shards.values():
+            shard.release()
