@@ -177,25 +177,30 @@ class _FileClaim:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        # two threads of one process claiming at once would open two descriptors, and
+        # flock refuses the second even in the same process
+        self._lock = threading.Lock()
 
     def acquire(self) -> bool:
-        if self._fd is not None:
+        with self._lock:
+            if self._fd is not None:
+                return True
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            self._fd = fd
             return True
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
 
     def release(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        with self._lock:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                os.close(self._fd)
+                self._fd = None
 
 
 class _AdvisoryClaim:
@@ -204,8 +209,13 @@ class _AdvisoryClaim:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
         self._conn: Any = None
+        self._lock = threading.Lock()  # see _FileClaim
 
     def acquire(self) -> bool:
+        with self._lock:
+            return self._acquire()
+
+    def _acquire(self) -> bool:
         if self._conn is not None:
             try:
                 self._conn.execute("SELECT 1")
@@ -225,10 +235,11 @@ class _AdvisoryClaim:
         return True
 
     def release(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.execute(_pg("index_release_claim"), _CLAIM_KEY)
-            self._drop()
+        with self._lock:
+            if self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.execute(_pg("index_release_claim"), _CLAIM_KEY)
+                self._drop()
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None
