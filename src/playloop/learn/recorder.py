@@ -20,6 +20,7 @@ import fcntl
 import logging
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("playloop.learn")
 
+#: seconds a playbook seen with no open failure is not asked again
+QUIET_FOR = 5.0
 #: the advisory lock key of resolution recording ("resolv")
 LOCK_KEY = 0x7265736F6C76
 _local = threading.Lock()
@@ -72,6 +75,8 @@ class ResolutionRecorder:
         self._queue: queue.SimpleQueue[tuple[int, str, bool] | None] = queue.SimpleQueue()
         #: executions with a failure event committed by this engine, until they end
         self._failed: set[int] = set()
+        #: playbook -> when it was last seen with no open failure (time.monotonic())
+        self._quiet: dict[str, float] = {}
         self._thread: threading.Thread | None = None
         self._stopping = False
 
@@ -122,21 +127,27 @@ class ResolutionRecorder:
         """Most executions end with nothing to link: no failure of their own (none seen here,
         and none open for their playbook, which also covers failures other processes
         committed), and no earlier failure their success could resolve. Those are skipped
-        after one query per playbook and batch, instead of a full pass each."""
+        after one query per playbook every ``QUIET_FOR`` seconds, instead of a full pass
+        each. A failure another process commits within that window is linked by the next
+        run of its playbook that ends here after it (its pass looks for the first success
+        after each open failure), or by ``playloop failures``."""
         from playloop.learn.queries import open_failures
         from playloop.learn.resolutions import record_resolutions
 
-        open_in: dict[str, bool] = {}
+        now = time.monotonic()
         for execution_id, playbook, failed in ended:
             if self._stopping:
                 return
-            if not failed:
-                if playbook not in open_in:
-                    open_in[playbook] = bool(
-                        open_failures(self.engine.store, playbook=playbook, limit=1)
-                    )
-                if not open_in[playbook]:
+            if failed:
+                self._quiet.pop(playbook, None)
+            else:
+                checked = self._quiet.get(playbook)
+                if checked is not None and now - checked < QUIET_FOR:
                     continue
+                if not open_failures(self.engine.store, playbook=playbook, limit=1):
+                    self._quiet[playbook] = now
+                    continue
+                self._quiet.pop(playbook, None)
             try:
                 record_resolutions(self.engine, execution_id)
             except Exception:
