@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,9 +84,12 @@ def render() -> str:
         "# CLI reference\n\n",
         "Generated from `--help` by `scripts/gen_cli_docs.py`; a test keeps it in step with the code.\n",
     ]
-    for args in COMMANDS:
+    # one interpreter per command: run a few at once (the test that checks this file waits)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(help_text, COMMANDS))
+    for args, text in zip(COMMANDS, texts, strict=True):
         title = " ".join(["playloop", *args])
-        parts.append(f"\n## `{title}`\n\n```text\n{help_text(args)}```\n")
+        parts.append(f"\n## `{title}`\n\n```text\n{text}```\n")
     return "".join(parts)
 
 
