@@ -34,6 +34,8 @@ log = logging.getLogger("playloop.learn")
 
 #: seconds a playbook seen with no open failure is not asked again
 QUIET_FOR = 5.0
+#: executions with a failure seen here, at most (see ``on_events``)
+MAX_TRACKED = 10_000
 #: the advisory lock key of resolution recording ("resolv")
 LOCK_KEY = 0x7265736F6C76
 _local = threading.Lock()
@@ -90,6 +92,10 @@ class ResolutionRecorder:
         """An engine listener (on its loop thread): queue the executions that ended."""
         for event in events:
             if is_failure(event):
+                if len(self._failed) >= MAX_TRACKED:
+                    # executions another process ends never leave it; forgetting is safe:
+                    # their failures are open, and the open-failure check finds them
+                    self._failed.clear()
                 self._failed.add(event.execution_id)
             if event.event_type in TERMINAL_EXECUTION and not self._stopping:
                 if self._thread is None:
