@@ -280,14 +280,7 @@ def learn_update(
     as_json: JsonOption = False,
 ) -> None:
     """Index what was appended since the checkpoint. Exit 1 if another process indexes."""
-    indexer = _indexer(home, db)
-    _claim(indexer)
-    try:
-        done = _run_with_progress(indexer, rebuild=False, quiet=as_json)
-        counts = indexer.counts()
-    finally:
-        indexer.close()
-    _report(done, counts, as_json)
+    _index_now(home, db, as_json, rebuild=False)
 
 
 @learn_app.command("rebuild")
@@ -297,10 +290,14 @@ def learn_rebuild(
     as_json: JsonOption = False,
 ) -> None:
     """Drop the index and build it again from the whole event log and catalog."""
+    _index_now(home, db, as_json, rebuild=True)
+
+
+def _index_now(home: Path | None, db: str | None, as_json: bool, *, rebuild: bool) -> None:
     indexer = _indexer(home, db)
     _claim(indexer)
     try:
-        done = _run_with_progress(indexer, rebuild=True, quiet=as_json)
+        done = _run_with_progress(indexer, rebuild=rebuild, quiet=as_json)
         counts = indexer.counts()
     finally:
         indexer.close()
