@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -35,7 +36,15 @@ def _schema(url: str) -> list[tuple[str, ...]]:
         indexes = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'noetl' ORDER BY 1"
         ).fetchall()
-    return [tuple(map(str, r)) for r in columns + indexes]
+        functions = conn.execute(
+            "SELECT p.proname, pg_get_function_arguments(p.oid), md5(p.prosrc) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'noetl' ORDER BY 1, 2"
+        ).fetchall()
+        sequences = conn.execute(
+            "SELECT sequence_name, data_type FROM information_schema.sequences "
+            "WHERE sequence_schema = 'noetl' ORDER BY 1"
+        ).fetchall()
+    return [tuple(map(str, r)) for r in columns + indexes + functions + sequences]
 
 
 def test_fresh_schema_equals_all_migrations_applied(
@@ -150,6 +159,92 @@ def test_optimistic_decision_falls_back_when_another_process_moved_on(fresh_pg_u
             "execution.cancelled",
         ]
         assert [e.seq for e in events] == [1, 2, 3]
+    finally:
+        store_a.close()
+        store_b.close()
+
+
+def _event(execution_id: int, seq: int) -> Event:
+    return Event(execution_id=execution_id, seq=seq, event_type="execution.started",
+                 playbook_path="p", event_id=new_id(), status="running", created_at=utcnow())  # fmt: skip
+
+
+def test_begin_signals_completes_our_commands_locks_and_reads_new_events(
+    store: PostgresStore, fresh_pg_url: str
+) -> None:
+    """One round trip begins a batch: completes only the commands still leased to us,
+    locks every execution, and returns each execution's events after its ``since``."""
+    x, y = new_id(), new_id()
+    events = [_event(x, 1), _event(x, 2), _event(y, 1)]
+    store.append(events)
+    ours, theirs = (
+        Command(command_id=new_id(), execution_id=x, kind="run", step=step, attempt=1, lease_owner=owner)
+        for step, owner in (("s", "A"), ("t", "B"))
+    )  # fmt: skip
+    store.enqueue([ours, theirs])
+    with store.transaction():
+        answer = store.begin_signals([y, x], [ours.command_id, theirs.command_id], "A", [0, 1])
+        assert answer is not None
+        completed, new = answer
+        assert completed == {ours.command_id}
+        assert [(e.execution_id, e.seq) for e in new] == [(x, 2), (y, 1)]
+        with psycopg.connect(fresh_pg_url, autocommit=True) as other:
+            for locked in (x, y):
+                got = other.execute("SELECT pg_try_advisory_lock(%s)", (locked,)).fetchone()
+                assert got == (False,)
+    assert [c.command_id for c in store.commands_of(x)] == [theirs.command_id]
+
+
+def test_a_fan_out_decided_by_two_orchestrators_in_turn_finishes_every_branch_once(
+    fresh_pg_url: str,
+) -> None:
+    """Two processes report branches of one fan-out in interleaved batches: each decides
+    on stale state, falls back to ``begin_signals`` and still writes every step once."""
+    from playloop.dsl.load import load_text
+    from playloop.engine.orchestrator import Orchestrator
+    from playloop.worker.execute import execute
+
+    branches = 12
+    arcs = "".join(f"        - {{step: b{i}}}\n" for i in range(branches))
+    steps = "".join(
+        f"  - step: b{i}\n    tool: {{kind: noop, result: {i}}}\n    next: {{arcs: [{{step: join}}]}}\n"
+        for i in range(branches)
+    )
+    flow = load_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: f, path: tests/fan}\n"
+        "workflow:\n  - step: start\n    tool: {kind: noop}\n    next:\n"
+        "      spec: {mode: inclusive}\n      arcs:\n" + arcs + steps
+        + "  - step: join\n    tool: {kind: noop, result: joined}\n"
+    )  # fmt: skip
+    store_a, store_b = PostgresStore(fresh_pg_url), PostgresStore(fresh_pg_url)
+    try:
+        orchestrators = {
+            name: Orchestrator(store, lambda p, v: flow, lambda f, p: flow)
+            for name, store in (("A", store_a), ("B", store_b))
+        }
+        execution_id, out = orchestrators["A"].start(
+            flow, {}, owner="A", capacity=branches, lease_seconds=30
+        )
+        held = {"A": list(out.leased), "B": []}
+        for _ in range(200):
+            for name, orchestrator in orchestrators.items():
+                reports = [
+                    (c.execution_id, replace(execute(c, processes=None, home=Path("."), playbook_file=None), actor=name))
+                    for c in held[name][:3]
+                ]  # fmt: skip
+                del held[name][:3]
+                out = orchestrator.advance(
+                    reports, owner=name, capacity=4, lease_seconds=30, claim_any=True
+                )
+                held[name] += out.leased
+            if not held["A"] and not held["B"] and store_a.commands_of(execution_id) == []:
+                break
+        events = store_a.read_events(execution_id)
+        finished = [e.step_name for e in events if e.event_type == "step.finished"]
+        assert sorted(finished) == sorted(["start", "join", *(f"b{i}" for i in range(branches))])
+        assert events[-1].event_type == "execution.finished"
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert {e.actor for e in events if e.event_type == "step.finished"} >= {"A", "B"}
     finally:
         store_a.close()
         store_b.close()

@@ -102,3 +102,20 @@ def test_catalog_versions_by_content(tmp_path: Path) -> None:
     first = store.catalog_get("x/y", 1)
     assert first is not None and first.content == "one"
     store.close()
+
+
+def test_each_store_opening_takes_its_own_node_for_ids(tmp_path: Path) -> None:
+    """Processes sharing a store make ids with distinct node numbers (a random node let
+    two of six processes collide about once in seventy starts)."""
+    from playloop.engine.events import _IdGenerator
+
+    first, second = SqliteStore(tmp_path / "db"), SqliteStore(tmp_path / "db")
+    try:
+        nodes = [first.allocate_node(), second.allocate_node(), first.allocate_node()]
+    finally:
+        first.close()
+        second.close()
+    assert len(set(nodes)) == 3
+    ids = _IdGenerator()
+    assert ids.adopt(nodes[0]) and not ids.adopt(nodes[1])  # the first store decides
+    assert (ids.next() >> 12) & 0x3FF == nodes[0] & 0x3FF

@@ -315,6 +315,7 @@ class _IdGenerator:
     node: int = field(default_factory=lambda: (os.getpid() ^ int.from_bytes(os.urandom(2))) & 0x3FF)
     last_ms: int = 0
     counter: int = 0
+    adopted: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next(self) -> int:
@@ -331,12 +332,37 @@ class _IdGenerator:
                 self.counter = 0
             return (now << 22) | (self.node << 12) | self.counter
 
+    def adopt(self, node: int) -> bool:
+        """Use ``node`` (taken from the store, unique among the processes that share it)
+        instead of the random one; only the first adoption counts. True if adopted."""
+        with self.lock:
+            if self.adopted:
+                return False
+            self.node = node & 0x3FF
+            self.adopted = True
+            return True
+
 
 _ids = _IdGenerator()
 
 
 def new_id() -> int:
     return _ids.next()
+
+
+def adopt_node(node: int) -> bool:
+    """Make this process's ids with the node number its store handed out.
+
+    A random node (the fallback) lets two of six processes share one about once in seventy
+    starts, and two such processes make the same id in the same millisecond. The first
+    store a process opens decides: a process that opens several databases keeps its first
+    node (ids need to be unique only within one database).
+    """
+    return _ids.adopt(node)
+
+
+def node_adopted() -> bool:
+    return _ids.adopted
 
 
 def id_at(ts: float) -> int:

@@ -62,6 +62,17 @@ class Advanced:
     started: list[int] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Begun:
+    """What one transaction has begun through ``begin_signals``: the executions it locked
+    (their cached states brought up to date), the commands it asked to complete, and those
+    it did complete (each is used once)."""
+
+    executions: set[int] = field(default_factory=set)
+    asked: set[int] = field(default_factory=set)
+    completed: set[int] = field(default_factory=set)
+
+
 def make_owner() -> str:
     """A lease owner id: host and pid (so a dead local owner is recognised) and a nonce."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -266,6 +277,7 @@ class Orchestrator:
         now = time.time()
         out = Advanced()
         touched: set[int] = set()
+        begun = _Begun()
         new_commands: list[Command] = []
         work: deque[tuple[int, Signal | SpawnChild, bool]] = deque((e, s, True) for e, s in signals)
         try:
@@ -275,7 +287,7 @@ class Orchestrator:
                 first = True
                 while first or work:
                     first = False
-                    self._process(work, owner, now, out, new_commands, touched, optimistic)
+                    self._process(work, owner, now, out, new_commands, touched, begun, optimistic)
                     for cmd in new_commands:
                         if (
                             cmd.lease_owner is None
@@ -334,8 +346,10 @@ class Orchestrator:
         out: Advanced,
         new_commands: list[Command],
         touched: set[int],
+        begun: _Begun,
         optimistic: bool = False,
     ) -> None:
+        self._begin_together(work, owner, now, touched, begun, optimistic)
         while work:
             execution_id, signal, check_lease = work.popleft()
             touched.add(execution_id)
@@ -349,10 +363,21 @@ class Orchestrator:
             lease_owner = owner if cmd is not None and check_lease else None
             cached = self.states.get(execution_id)
             if (
+                execution_id in begun.executions
+                and cached is not None
+                and (lease_owner is None or command_id in begun.asked)
+            ):
+                if lease_owner is not None:
+                    if command_id not in begun.completed:
+                        continue  # our lease expired and another worker took the command over
+                    begun.completed.discard(command_id)
+                elif command_id is not None:
+                    self.store.delete_command(command_id)  # whoever holds it, as begin_signal
+                state = cached  # locked by begin_signals, and up to date
+            elif (
                 optimistic
                 and cached is not None
-                and self._contended.get(execution_id, 0.0) < now
-                and cached.event_count > 0
+                and self._can_expect(cached, execution_id, now)
                 and self.store.expect_signal(execution_id, command_id, lease_owner, cached.last_seq)
             ):
                 state = cached  # checked by the store when the batch is sent
@@ -395,6 +420,65 @@ class Orchestrator:
                 out.finished.append(execution_id)
                 if state.parent:
                     work.append(_child_done(state))
+
+    def _can_expect(self, cached: ExecutionState | None, execution_id: int, now: float) -> bool:
+        """Whether a report for this execution may be decided optimistically (see advance)."""
+        return (
+            cached is not None
+            and cached.event_count > 0
+            and self._contended.get(execution_id, 0.0) < now
+        )
+
+    def _begin_together(
+        self,
+        work: deque[tuple[int, Signal | SpawnChild, bool]],
+        owner: str,
+        now: float,
+        touched: set[int],
+        begun: _Begun,
+        optimistic: bool,
+    ) -> None:
+        """Begin the queued reports that need a lock, all in one round trip where the store
+        can (``begin_signals``): a contended execution is then locked for one round trip and
+        the decisions, instead of two round trips per report, and a batch of reports for
+        many executions (W3) locks and reads them all at once."""
+        ids: list[int] = []
+        since: list[int] = []
+        commands: list[int] = []
+        for execution_id, signal, check_lease in work:
+            if isinstance(signal, SpawnChild) or execution_id in begun.executions:
+                continue
+            cached = self.states.get(execution_id)
+            if optimistic and self._can_expect(cached, execution_id, now):
+                continue
+            cmd = getattr(signal, "command", None)
+            if cmd is not None and check_lease:
+                commands.append(cmd.command_id)
+            if execution_id not in ids:
+                ids.append(execution_id)
+                since.append(cached.last_seq if cached is not None else 0)
+        if not ids:
+            return
+        answer = self.store.begin_signals(ids, commands, owner, since)
+        if answer is None:
+            return  # this store begins each report on its own
+        completed, events = answer
+        begun.asked.update(commands)
+        begun.completed.update(completed)
+        by_execution: dict[int, list[Event]] = {}
+        for event in events:
+            by_execution.setdefault(event.execution_id, []).append(event)
+        for execution_id in ids:
+            touched.add(execution_id)
+            new = by_execution.get(execution_id)
+            state = self.states.get(execution_id)
+            if state is None:
+                if not new:
+                    continue  # unknown here: decided (and refused) the careful way
+                state = self.states[execution_id] = fold(new)
+            elif new:
+                fold(new, state)
+            begun.executions.add(execution_id)
 
     def _collect(
         self,

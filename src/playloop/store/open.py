@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from playloop.engine.events import adopt_node, node_adopted
 from playloop.store.base import EventStore
 
 
@@ -18,15 +19,22 @@ def is_postgres(url: str) -> bool:
 
 
 def open_store(url: str) -> EventStore:
+    """The store at ``url``, migrated; the first store a process opens also gives it the
+    node number its event and command ids carry (unique among the store's processes)."""
+    store: EventStore
     if is_postgres(url):
         from playloop.store.postgres import PostgresStore
 
-        return PostgresStore(url)
-    from playloop.store.sqlite import SqliteStore
+        store = PostgresStore(url)
+    else:
+        from playloop.store.sqlite import SqliteStore
 
-    path = (
-        url.removeprefix("sqlite:///")
-        if url.startswith("sqlite:///")
-        else url.removeprefix("sqlite:")
-    )
-    return SqliteStore(Path(path))
+        path = (
+            url.removeprefix("sqlite:///")
+            if url.startswith("sqlite:///")
+            else url.removeprefix("sqlite:")
+        )
+        store = SqliteStore(Path(path))
+    if not node_adopted():
+        adopt_node(store.allocate_node())
+    return store

@@ -191,6 +191,26 @@ class PostgresStore(SqlStore):
         row = self._fetch("begin_signal", (execution_id, command_id, owner))[0]
         return bool(row[0]), int(row[1])
 
+    def begin_signals(
+        self,
+        execution_ids: Sequence[int],
+        command_ids: Sequence[int],
+        owner: str,
+        since: Sequence[int],
+    ) -> tuple[set[int], list[Event]]:
+        """``begin_signal`` for a batch, in one round trip: complete ``command_ids`` where
+        ``owner`` still holds them, lock ``execution_ids`` (ascending), and read their
+        events after ``since`` (one per execution). Returns (completed command ids, the
+        new events ordered by execution and seq)."""
+        tx: _Batch | None = getattr(self._local, "tx", None)
+        if tx is None:
+            raise RuntimeError("begin_signals runs inside a transaction")
+        accepted, rows = tx.run_two(
+            (self._q["begin_signals"], (_int_array(execution_ids), _int_array(command_ids), owner)),
+            (self._q["events_since"], (_int_array(execution_ids), _int_array(since))),
+        )
+        return set(accepted[0][0] or ()), [self.event_from_row(r) for r in rows]
+
     def expect_signal(
         self, execution_id: int, command_id: int | None, owner: str | None, last_seq: int
     ) -> bool:
@@ -328,6 +348,11 @@ def _literals(params: Params) -> str | None:
     return ", ".join(out)
 
 
+def _int_array(values: Sequence[int]) -> str:
+    """An integer array as the text of its literal (``'{1,2}'``): binds as a plain string."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
 class _Batch:
     """Statements of one transaction, sent in as few round trips as their reads allow."""
 
@@ -358,6 +383,15 @@ class _Batch:
         self._flush()
         return self.cursor
 
+    def run_two(
+        self, first: tuple[str, Params], second: tuple[str, Params]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """Send what is pending and two statements; the rows of each."""
+        self.pending.append(self._bind(*first))
+        self.pending.append(self._bind(*second))
+        results = self._flush(keep=2)
+        return results[0], results[1]
+
     def commit(self) -> None:
         if self.begun or len(self.pending) > 1:
             self.pending.append("COMMIT")
@@ -372,14 +406,23 @@ class _Batch:
             with contextlib.suppress(psycopg.Error):
                 self.conn.execute(b"ROLLBACK")
 
-    def _flush(self) -> None:
+    def _flush(self, keep: int = 0) -> list[list[tuple[Any, ...]]]:
+        """Send the pending statements; the rows of the last ``keep`` (the caller reads
+        the cursor for the last one when ``keep`` is 0)."""
         script = ";\n".join(self.pending)
+        skip = len(self.pending) - keep
         self.pending = []
         self.begun = True
+        kept: list[list[tuple[Any, ...]]] = []
         try:
             self.cursor.execute(script.encode())
-            while self.cursor.nextset():  # the caller reads the last statement's result
-                pass
+            index = 0
+            while True:
+                if keep and index >= skip:
+                    kept.append(self.cursor.fetchall())
+                index += 1
+                if not self.cursor.nextset():  # else the caller reads the last result
+                    break
         except psycopg.Error as exc:
             if isinstance(exc, psycopg.errors.InvalidSqlStatementName):
                 PREPARED.forget(self.conn)  # someone ran DEALLOCATE: prepare them again
@@ -393,3 +436,4 @@ class _Batch:
                     f"an event with this (execution_id, seq) is already stored: {exc.diag.message_detail}"
                 ) from None
             raise
+        return kept

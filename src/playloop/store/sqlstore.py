@@ -140,11 +140,28 @@ class SqlStore:
                 self.delete_command(command_id)
         return True, self.lock_execution(execution_id)
 
+    def begin_signals(
+        self,
+        execution_ids: Sequence[int],
+        command_ids: Sequence[int],
+        owner: str,
+        since: Sequence[int],
+    ) -> tuple[set[int], list[Event]] | None:
+        """``begin_signal`` for a batch of reports in one round trip: complete the commands
+        ``owner`` still holds, lock the executions, read their events after ``since``.
+        None: not here (each report begins on its own)."""
+        return None
+
     def expect_signal(
         self, execution_id: int, command_id: int | None, owner: str | None, last_seq: int
     ) -> bool:
         """Defer ``begin_signal``'s checks to commit, expecting ``last_seq``; False: not here."""
         return False
+
+    def allocate_node(self) -> int:
+        """The next node number for this process's ids (``engine.events.adopt_node``)."""
+        with self.transaction():
+            return int(self._fetch("allocate_node")[0][0])
 
     def max_seq(self, execution_id: int) -> int:
         return int(self._fetch("max_seq", (execution_id,))[0][0])

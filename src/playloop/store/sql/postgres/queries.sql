@@ -19,6 +19,21 @@ SELECT accepted, last_seq FROM noetl.begin_signal(%s, %s, %s)
 -- name: expect_signal
 SELECT noetl.expect_signal(%s, %s, %s, %s)
 
+-- name: begin_signals
+SELECT noetl.begin_signals(%s::bigint[], %s::bigint[], %s)
+
+-- name: events_since
+SELECT e.event_id, e.execution_id, e.seq, e.parent_execution_id, e.parent_event_id,
+       e.playbook_path, e.playbook_version, e.event_type, e.step_name, e.status, e.attempt,
+       e.iteration, e.duration_ms, e.error_type, e.error_message, e.context, e.result, e.meta,
+       e.actor, e.created_at
+FROM noetl.event e JOIN unnest(%s::bigint[], %s::integer[]) AS s(x, since)
+     ON e.execution_id = s.x AND e.seq > s.since
+ORDER BY e.execution_id, e.seq
+
+-- name: allocate_node
+SELECT nextval('noetl.node_seq')
+
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = %s
 

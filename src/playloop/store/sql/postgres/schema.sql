@@ -172,6 +172,30 @@ BEGIN
 END
 $$;
 
+CREATE OR REPLACE FUNCTION noetl.begin_signals(
+    p_execution_ids BIGINT[], p_command_ids BIGINT[], p_owner TEXT
+) RETURNS BIGINT[]
+LANGUAGE plpgsql AS $$
+DECLARE
+    accepted BIGINT[];
+    x BIGINT;
+BEGIN
+    WITH done AS (
+        DELETE FROM noetl.command
+        WHERE command_id = ANY(p_command_ids) AND lease_owner = p_owner
+        RETURNING command_id
+    )
+    SELECT coalesce(array_agg(command_id), '{}') INTO accepted FROM done;
+    FOREACH x IN ARRAY (
+        SELECT coalesce(array_agg(DISTINCT y ORDER BY y), '{}') FROM unnest(p_execution_ids) AS y
+    )
+    LOOP
+        PERFORM pg_advisory_xact_lock(x);
+    END LOOP;
+    RETURN accepted;
+END
+$$;
+
 CREATE TABLE IF NOT EXISTS noetl.credential (
     name TEXT NOT NULL PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -205,3 +229,6 @@ CREATE TABLE IF NOT EXISTS noetl.projection (
     info TEXT,
     updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );
+
+-- ids: each process takes the next node number (engine/events.py)
+CREATE SEQUENCE IF NOT EXISTS noetl.node_seq;

@@ -11,6 +11,9 @@ INSERT INTO noetl.event (
 -- name: insert_outbox
 INSERT INTO noetl.outbox (event_id, execution_id, seq, subject, payload) VALUES (?, ?, ?, ?, ?)
 
+-- name: allocate_node
+UPDATE noetl.node_counter SET n = n + 1 WHERE id = 1 RETURNING n
+
 -- name: max_seq
 SELECT coalesce(max(seq), 0) FROM noetl.event WHERE execution_id = ?
 

@@ -141,3 +141,10 @@ CREATE TABLE IF NOT EXISTS noetl.projection (
     info TEXT,
     updated_at TEXT NOT NULL
 );
+
+-- ids: each process takes the next node number (engine/events.py)
+CREATE TABLE IF NOT EXISTS noetl.node_counter (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO noetl.node_counter (id, n) VALUES (1, 0);
