@@ -250,6 +250,78 @@ def test_a_fan_out_decided_by_two_orchestrators_in_turn_finishes_every_branch_on
         store_b.close()
 
 
+def test_a_batch_redone_carefully_still_starts_its_new_execution(fresh_pg_url: str) -> None:
+    """A batch with a stale report and a Start: the optimistic try fails on the report, and
+    the careful retry starts the new execution (it was once 'unknown' after the failure)."""
+    from playloop.dsl.load import load_text
+    from playloop.engine.events import new_id
+    from playloop.engine.orchestrator import Orchestrator
+    from playloop.engine.signals import Cancel, Start
+    from playloop.engine.state import ExecutionState
+    from playloop.worker.execute import execute
+
+    flow = load_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: o, path: tests/optimistic}\n"
+        "workflow:\n  - step: a\n    tool: {kind: noop, result: 1}\n"
+    )
+    store_a, store_b = PostgresStore(fresh_pg_url), PostgresStore(fresh_pg_url)
+    try:
+        a = Orchestrator(store_a, lambda p, v: flow, lambda f, p: flow)
+        b = Orchestrator(store_b, lambda p, v: flow, lambda f, p: flow)
+        stale, out = a.start(flow, {}, owner="A", capacity=4, lease_seconds=30)
+        (command,) = out.leased
+        b.advance([(stale, Cancel(actor="B"))], owner="B", capacity=0, lease_seconds=30)
+        report = execute(command, processes=None, home=Path("."), playbook_file=None)
+        new = new_id()
+        a.states[new] = ExecutionState(execution_id=new)  # as Engine.start does
+        a.flows[new] = flow
+        out = a.advance(
+            [(stale, report), (new, Start(workload={}))], owner="A", capacity=4, lease_seconds=30
+        )
+        assert out.started == [new]
+        assert [e.event_type for e in store_a.read_events(new)][:2] == [
+            "execution.started",
+            "step.started",
+        ]
+    finally:
+        store_a.close()
+        store_b.close()
+
+
+def test_two_reports_for_one_execution_in_one_batch_stay_optimistic(fresh_pg_url: str) -> None:
+    """One process reporting two branches of its own fan-out in one batch: both are checked
+    against the seq the batch began from, so the batch commits on the first try."""
+    from playloop.dsl.load import load_text
+    from playloop.engine.orchestrator import Orchestrator
+    from playloop.worker.execute import execute
+
+    flow = load_text(
+        "apiVersion: noetl.io/v2\nkind: Playbook\nmetadata: {name: f, path: tests/pair}\n"
+        "workflow:\n  - step: start\n    tool: {kind: noop}\n    next:\n"
+        "      spec: {mode: inclusive}\n      arcs: [{step: x}, {step: y}]\n"
+        "  - step: x\n    tool: {kind: noop}\n    next: {arcs: [{step: join}]}\n"
+        "  - step: y\n    tool: {kind: noop}\n    next: {arcs: [{step: join}]}\n"
+        "  - step: join\n    tool: {kind: noop}\n"
+    )
+    store = PostgresStore(fresh_pg_url)
+    try:
+        orchestrator = Orchestrator(store, lambda p, v: flow, lambda f, p: flow)
+        execution_id, out = orchestrator.start(flow, {}, owner="A", capacity=4, lease_seconds=30)
+        out = orchestrator.advance(
+            [(execution_id, execute(c, processes=None, home=Path("."), playbook_file=None)) for c in out.leased],
+            owner="A", capacity=4, lease_seconds=30,
+        )  # fmt: skip
+        assert sorted(c.step for c in out.leased) == ["x", "y"]
+        out = orchestrator.advance(
+            [(execution_id, execute(c, processes=None, home=Path("."), playbook_file=None)) for c in out.leased],
+            owner="A", capacity=4, lease_seconds=30,
+        )  # fmt: skip
+        assert orchestrator._contended == {}  # no optimistic try failed
+        assert [c.step for c in out.leased] == ["join"]
+    finally:
+        store.close()
+
+
 TRICKY = [
     "plain",
     "it's",

@@ -71,6 +71,9 @@ class _Begun:
     executions: set[int] = field(default_factory=set)
     asked: set[int] = field(default_factory=set)
     completed: set[int] = field(default_factory=set)
+    #: execution -> the seq its first optimistic check expects: the batch's events are
+    #: written after every check, so a second report for it expects the same seq
+    expected: dict[int, int] = field(default_factory=dict)
 
 
 def make_owner() -> str:
@@ -280,6 +283,14 @@ class Orchestrator:
         begun = _Begun()
         new_commands: list[Command] = []
         work: deque[tuple[int, Signal | SpawnChild, bool]] = deque((e, s, True) for e, s in signals)
+        # executions this batch starts: a failed batch leaves them as new, not unknown
+        fresh = [
+            e
+            for e, s in signals
+            if isinstance(s, Start)
+            and (st := self.states.get(e)) is not None
+            and not st.event_count
+        ]
         try:
             with self.store.transaction():
                 lease_until = now + lease_seconds
@@ -335,6 +346,8 @@ class Orchestrator:
         except BaseException:
             for execution_id in touched:
                 self.states.pop(execution_id, None)
+            for execution_id in fresh:
+                self.states[execution_id] = ExecutionState(execution_id=execution_id)
             raise
         return out
 
@@ -378,7 +391,12 @@ class Orchestrator:
                 optimistic
                 and cached is not None
                 and self._can_expect(cached, execution_id, now)
-                and self.store.expect_signal(execution_id, command_id, lease_owner, cached.last_seq)
+                and self.store.expect_signal(
+                    execution_id,
+                    command_id,
+                    lease_owner,
+                    begun.expected.setdefault(execution_id, cached.last_seq),
+                )
             ):
                 state = cached  # checked by the store when the batch is sent
             else:
