@@ -25,7 +25,6 @@ The indexer has its own database connection, so the engine never waits for it.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import socket
@@ -51,8 +50,8 @@ from playloop.learn.documents import (
     playbook_doc,
 )
 from playloop.learn.linking import as_int
+from playloop.store.claims import Claim, FileClaim, claim_for
 from playloop.store.generic import execute, fetch
-from playloop.store.queries import queries
 
 if TYPE_CHECKING:
     from playloop.learn.vectors import VectorIndex
@@ -173,84 +172,6 @@ def _tool(
     return kinds.get(event.step_name) or None
 
 
-class _FileClaim:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-        # two threads of one process claiming at once would open two descriptors, and
-        # flock refuses the second even in the same process
-        self._lock = threading.Lock()
-
-    def acquire(self) -> bool:
-        with self._lock:
-            if self._fd is not None:
-                return True
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return False
-            self._fd = fd
-            return True
-
-    def release(self) -> None:
-        with self._lock:
-            if self._fd is not None:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-                os.close(self._fd)
-                self._fd = None
-
-
-class _AdvisoryClaim:
-    """A PostgreSQL session advisory lock on a connection kept out of the store's pool."""
-
-    def __init__(self, pool: Any) -> None:
-        self.pool = pool
-        self._conn: Any = None
-        self._lock = threading.Lock()  # see _FileClaim
-
-    def acquire(self) -> bool:
-        with self._lock:
-            return self._acquire()
-
-    def _acquire(self) -> bool:
-        if self._conn is not None:
-            try:
-                self._conn.execute("SELECT 1")
-                return True
-            except Exception:  # the session died, and the lock with it
-                self._drop()
-        conn = self.pool.getconn()
-        try:
-            held = bool(conn.execute(_pg("index_try_claim"), _CLAIM_KEY).fetchone()[0])
-        except Exception:
-            self.pool.putconn(conn)
-            raise
-        if not held:
-            self.pool.putconn(conn)
-            return False
-        self._conn = conn
-        return True
-
-    def release(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                with contextlib.suppress(Exception):
-                    self._conn.execute(_pg("index_release_claim"), _CLAIM_KEY)
-                self._drop()
-
-    def _drop(self) -> None:
-        conn, self._conn = self._conn, None
-        with contextlib.suppress(Exception):
-            self.pool.putconn(conn)
-
-
-def _pg(name: str) -> str:
-    return queries("postgres")[name]
-
-
 class Indexer:
     """Projects one database's event log and catalog into one vector index.
 
@@ -282,7 +203,7 @@ class Indexer:
         self._index_lock = threading.Lock()
         self._done: set[int] = set()  # ids handled after the checkpoint (the re-read window)
         self._tools: dict[tuple[str, str | None], dict[str, str]] = {}
-        self._claim: _FileClaim | _AdvisoryClaim = self._make_claim()
+        self._claim: Claim = self._make_claim()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -306,12 +227,10 @@ class Indexer:
                         self._index = VectorIndex.open(self.home)
         return self._index
 
-    def _make_claim(self) -> _FileClaim | _AdvisoryClaim:
+    def _make_claim(self) -> Claim:
         if not os.environ.get("PLAYLOOP_QDRANT_URL"):
-            return _FileClaim(self.home / "vectors.indexer.lock")
-        if self.store.dialect == "postgres":
-            return _AdvisoryClaim(self.store.pool)  # type: ignore[attr-defined]
-        return _FileClaim(Path(f"{self.store.path}.indexer.lock"))  # type: ignore[attr-defined]
+            return FileClaim(self.home / "vectors.indexer.lock")
+        return claim_for(self.store, "indexer", _CLAIM_KEY)
 
     def claim(self) -> bool:
         """Become the one process writing this index (False: another holds it)."""

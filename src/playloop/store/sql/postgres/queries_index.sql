@@ -67,12 +67,3 @@ SELECT context FROM noetl.event
 WHERE execution_id = %(execution_id)s AND step_name = %(step)s AND seq < %(seq)s
   AND status = 'running' AND event_type IN ('step.started', 'loop.item')
 ORDER BY seq DESC LIMIT 1
-
--- The indexer's writer claim: a session advisory lock on one dedicated connection (a
--- crashed indexer frees it at once). Two int keys: "play", "indx".
-
--- name: index_try_claim
-SELECT pg_try_advisory_lock(%s, %s)
-
--- name: index_release_claim
-SELECT pg_advisory_unlock(%s, %s)

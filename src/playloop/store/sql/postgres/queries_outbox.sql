@@ -40,19 +40,3 @@ WHERE event_id IN (SELECT jsonb_array_elements_text(%s::jsonb)::bigint)
 
 -- name: outbox_count
 SELECT count(*) FROM noetl.outbox
-
--- The publisher's claim: a session advisory lock held on one dedicated connection, released
--- by PostgreSQL when that session ends (a crashed publisher frees it at once). Two-int keys
--- are a key space apart from the bigint execution locks. (SQLite's claim is a file lock.)
-
--- name: outbox_try_claim
-SELECT pg_try_advisory_lock(%s, %s)
-
--- name: outbox_release_claim
-SELECT pg_advisory_unlock(%s, %s)
-
--- name: outbox_claim_held
--- True while this session (still alive) holds the claim.
-SELECT count(*) > 0 FROM pg_locks
-WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted
-  AND classid::bigint = %s AND objid::bigint = %s AND objsubid = 2
