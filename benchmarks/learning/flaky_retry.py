@@ -82,6 +82,9 @@ class FlakyServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive: the client's pool reuses connections
+            disable_nagle_algorithm = True  # else the body waits 40 ms for a delayed ACK
+
             def do_GET(self) -> None:
                 status, headers = server.answer(self.path)
                 body = b'{"ok": true}' if status == 200 else b'{"error": "flaky"}'
@@ -96,7 +99,10 @@ class FlakyServer:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 128  # the default 5 drops connects under load: 1 s stalls
+
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
