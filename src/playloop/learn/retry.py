@@ -15,10 +15,11 @@ retry), so every choice can be explained afterwards. The rules, in order:
    attempt number history knows. The attempts planned are the last attempt number these
    rules allow, within ``max_attempts``;
 4. with history, the waits are learned from the class's time to recovery (from a chain's
-   first failure to its success): an exponential backoff whose first wait is the recovery
-   time of the quickest ``FIRST_SHARE`` of recoveries and whose waits add up, over the
-   planned attempts, to the time by which ``COVER_SHARE`` of them had happened; each wait
-   at most ``max_delay``. Quick recoveries give short waits, slow ones long waits;
+   first failure to the start of the attempt that passed): an exponential backoff whose
+   first wait is the recovery time of the quickest ``FIRST_SHARE`` of recoveries and whose
+   waits add up, over the planned attempts, to the time by which ``COVER_SHARE`` of them
+   had happened; each wait at most ``max_delay``. Quick recoveries give short waits, slow
+   ones long waits;
 5. with no history: retry only classes known to be transient (5xx, 408, 425, 429,
    timeouts, connection errors, serialization failures), at most ``DEFAULT_ATTEMPTS``,
    exponential from the first delay, capped by ``max_delay``;
@@ -161,19 +162,23 @@ def backoff(
     they came from; None when nothing recovered.
 
     An exponential backoff: the first wait is the recovery time of the quickest
-    ``FIRST_SHARE``, and the growth makes the waits add up to the recovery time of
-    ``COVER_SHARE`` (a single retry waits that long at once). Recoveries quicker than the
-    retries allow give equal waits adding up to it. Each wait is at most ``max_delay``.
+    ``FIRST_SHARE`` (no retry before any had recovered), and the growth makes the waits add
+    up to the recovery time of ``COVER_SHARE`` (a single retry waits that long at once).
+    When the recoveries are bunched (the first wait times the retries is past the cover),
+    the other waits share what the first leaves. Each wait is at most ``max_delay``.
     """
     first_ms = history.recovery_at(FIRST_SHARE)
     cover_ms = history.recovery_at(COVER_SHARE)
     if first_ms is None or cover_ms is None or retries < 1:
         return None
     first, cover = first_ms / 1000, cover_ms / 1000
+    growth = 1.0
     if retries == 1:
-        waits, growth = [cover], 1.0
-    elif first * retries >= cover or cover <= 0:
-        waits, growth = [cover / retries] * retries, 1.0
+        waits = [cover]
+    elif cover <= first:  # every recovery took as long: wait that long each time
+        waits = [cover] * retries
+    elif first * retries >= cover:  # recoveries bunched: share what the first wait leaves
+        waits = [first] + [(cover - first) / (retries - 1)] * (retries - 1)
     else:
         if first <= 0:  # instant recoveries: a doubling that ends at the cover
             first = cover / (2**retries - 1)
