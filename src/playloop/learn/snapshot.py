@@ -13,6 +13,8 @@ from typing import Any
 
 #: retries seen after an error class before its history outweighs the defaults
 MIN_EVIDENCE = 5
+#: the recovery quantiles a class keeps: every 5% from the quickest (0) to the slowest (1)
+RECOVERY_STEPS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,14 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     return round(ordered[low] + (ordered[high] - ordered[low]) * (pos - low), 3)
 
 
+def quantile_table(values: Sequence[float], steps: int = RECOVERY_STEPS) -> tuple[float, ...]:
+    """The values' quantiles at every ``1 / steps`` (``steps + 1`` of them); empty for none."""
+    if not values:
+        return ()
+    ordered = sorted(values)
+    return tuple(quantile(ordered, i / steps) for i in range(steps + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class ClassStats:
     """Failures of one error class and what the attempt right after each one did."""
@@ -61,10 +71,14 @@ class ClassStats:
     retry_successes: int = 0
     #: attempt number -> (attempts after this class, successes)
     by_attempt: Mapping[int, tuple[int, int]] = field(default_factory=dict)
-    #: from the first failure of a step attempt chain to its success
+    #: from the first failure of a step's attempt chain to the start of the attempt that
+    #: succeeded (ms)
     recovery: Durations | None = None
     #: Retry-After values the service sent (seconds), p50; None: it never sent one
     retry_after_p50: float | None = None
+    #: recovery times (ms) at every 5% (``RECOVERY_STEPS + 1`` values, quickest first);
+    #: empty: none recovered
+    recovery_table: tuple[float, ...] = ()
 
     @property
     def success_probability(self) -> float | None:
@@ -79,6 +93,17 @@ class ClassStats:
     def at_attempt(self, attempt: int) -> tuple[int, int]:
         return self.by_attempt.get(attempt, (0, 0))
 
+    def recovery_at(self, q: float) -> float | None:
+        """The recovery time (ms) by which a share ``q`` of the recoveries had happened,
+        interpolated in ``recovery_table``; None when nothing recovered."""
+        table = self.recovery_table
+        if not table:
+            return None
+        pos = min(max(q, 0.0), 1.0) * (len(table) - 1)
+        low = int(pos)
+        high = min(low + 1, len(table) - 1)
+        return round(table[low] + (table[high] - table[low]) * (pos - low), 3)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "failures": self.failures,
@@ -90,6 +115,7 @@ class ClassStats:
                 for k, (t, s) in sorted(self.by_attempt.items())
             },
             "recovery_ms": asdict(self.recovery) if self.recovery else None,
+            "recovery_ms_p10": self.recovery_at(0.1),
             "retry_after_p50": self.retry_after_p50,
         }
 

@@ -24,7 +24,14 @@ from typing import Any
 
 from playloop.engine.events import Event
 from playloop.learn.errors import classify
-from playloop.learn.snapshot import ClassStats, Durations, GroupStats, Snapshot, StepStats
+from playloop.learn.snapshot import (
+    ClassStats,
+    Durations,
+    GroupStats,
+    Snapshot,
+    StepStats,
+    quantile_table,
+)
 from playloop.store.base import EventStore
 from playloop.store.generic import fetch
 
@@ -86,13 +93,15 @@ class _Class:
 
     def freeze(self) -> ClassStats:
         after = sorted(self.retry_after)
+        recovered = list(self.recovery)
         return ClassStats(
             failures=self.failures,
             retried=self.retried,
             retry_successes=self.successes,
             by_attempt={k: (v[0], v[1]) for k, v in sorted(self.by_attempt.items())},
-            recovery=Durations.of(list(self.recovery)),
+            recovery=Durations.of(recovered),
             retry_after_p50=after[len(after) // 2] if after else None,
+            recovery_table=quantile_table(recovered),
         )
 
 
@@ -231,7 +240,10 @@ class _Fold:
         key = (e.execution_id, e.step_name, iteration)
         previous = self.pending.pop(key, None)
         if previous is not None and e.attempt is not None and e.attempt == previous.attempt + 1:
-            self._record(previous, e.attempt, ok=ok, at=_ts(e.created_at))
+            # recovered when the attempt that succeeded began: its own run time is not part
+            # of the wait a retry needs
+            began = _ts(e.created_at) - (e.duration_ms or 0) / 1000
+            self._record(previous, e.attempt, ok=ok, at=began)
 
     def _record(self, p: _Pending, attempt: int, *, ok: bool, at: float) -> None:
         for target in (
