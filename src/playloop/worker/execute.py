@@ -38,6 +38,16 @@ def execute(
     payload = cmd.payload
     started = time.perf_counter()
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
+    ctx: ToolContext | None = None
+
+    def duration_ms() -> int:
+        """The attempt's time so far, less what it waited for its runtime to start (a python
+        child interpreter: ``meta.startup_ms``), so that statistics see the step's own time."""
+        elapsed = time.perf_counter() - started
+        startup = ctx.startup if ctx is not None else 0.0
+        if startup >= 0.001:
+            meta["startup_ms"] = round(startup * 1000)
+        return max(0, int((elapsed - startup) * 1000))
 
     def failed(error_type: str, message: str, **extra: Any) -> Outcome:
         if similar is not None:
@@ -59,7 +69,7 @@ def execute(
             ok=False,
             error_type=error_type,
             error_message=message,
-            duration_ms=int((time.perf_counter() - started) * 1000),
+            duration_ms=duration_ms(),
             meta=meta,
             **extra,
         )
@@ -102,8 +112,7 @@ def execute(
         orjson.dumps(result, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as exc:
         return failed("ResultError", f"step '{cmd.step}': result is not JSON-serialisable: {exc}")
-    duration_ms = int((time.perf_counter() - started) * 1000)
-    return Outcome(command=cmd, ok=True, result=result, duration_ms=duration_ms, meta=meta)
+    return Outcome(command=cmd, ok=True, result=result, duration_ms=duration_ms(), meta=meta)
 
 
 def _with_url(value: Any, url: str) -> Any:
