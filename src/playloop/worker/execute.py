@@ -50,6 +50,7 @@ def execute(
         return max(0, int((elapsed - startup) * 1000))
 
     def failed(error_type: str, message: str, **extra: Any) -> Outcome:
+        duration = duration_ms()  # not the lookup below
         if similar is not None:
             try:
                 found = similar(
@@ -69,7 +70,7 @@ def execute(
             ok=False,
             error_type=error_type,
             error_message=message,
-            duration_ms=duration_ms(),
+            duration_ms=duration,
             meta=meta,
             **extra,
         )
