@@ -81,8 +81,11 @@ def test_the_first_failure_loads_the_model_and_later_failures_get_matches(
     assert first["status"] == "failed"
     with Engine(home, db=db_url, concurrency=2, processes=1, index=True) as engine:
         learning = engine.learning
-        assert learning is not None
-        time.sleep(0.5)  # the indexer's first pass: the failure is indexed, nothing to embed
+        assert learning is not None and learning.indexer is not None
+        deadline = time.monotonic() + 60
+        while learning.indexer.last_pass is None:  # its first pass: nothing new to embed
+            assert time.monotonic() < deadline, "the indexer never made a pass"
+            time.sleep(0.05)
         assert not learning.model_loaded()
         cold = engine.run(playbook)
         assert cold["status"] == "failed"

@@ -1,8 +1,8 @@
 """A failure run by a worker process (``playloop worker start``) carries ``meta.similar``.
 
 The worker keeps no index: it reads the one another process keeps. Here that is the
-embedded Qdrant Edge index of a home shared with the process that indexed it, which still
-holds the shard open (as a server's indexer does) and hands it over when asked.
+embedded Qdrant Edge index of a home shared with another process, which holds the shard
+open (as a server's indexer does) and answers the worker's reads.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ def test_a_failure_run_by_a_worker_carries_similar_past_failures(
                 failure = _failure(client, int(summary["execution_id"]))
         finally:
             _stop(worker)
-        assert owner.count(FAILURES) == 1  # the shard came back after the worker's lookup
+        assert owner.count(FAILURES) == 1
     log = (home / "worker.log").read_text()
     # the worker ran the step (the client runs none)
     assert f":{worker.pid}:" in str(failure.actor), log
