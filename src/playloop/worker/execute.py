@@ -15,7 +15,14 @@ from playloop.decisions.notify import send as send_notification
 from playloop.engine.commands import Command
 from playloop.engine.orchestrator import SpawnChild
 from playloop.engine.signals import Outcome
-from playloop.tools.base import ChildExecution, ToolContext, ToolError, ToolTimeout, error_facts
+from playloop.tools.base import (
+    ChildExecution,
+    Tool,
+    ToolContext,
+    ToolError,
+    ToolTimeout,
+    error_facts,
+)
 from playloop.tools.registry import tool
 from playloop.worker.processes import ProcessPool
 
@@ -36,6 +43,14 @@ def execute(
     if cmd.kind == "notify":  # send a decision request to its service
         return send_notification(cmd, home=home, credentials=credentials)
     payload = cmd.payload
+    # a process's first step loads every tool kind (their modules, httpx, psycopg...): a
+    # start-up cost of the process, not that step's time
+    impl: Tool | None = None
+    unknown: Exception | None = None
+    try:
+        impl = tool(payload["tool"])
+    except Exception as exc:
+        unknown = exc
     started = time.perf_counter()
     meta: dict[str, Any] = {"reclaimed": True} if cmd.claims > 1 else {}
     ctx: ToolContext | None = None
@@ -76,7 +91,8 @@ def execute(
         )
 
     try:
-        impl = tool(payload["tool"])
+        if impl is None:
+            raise unknown or KeyError("tool")
         raw_config = payload.get("config") or {}
         if payload.get("callback"):  # the step waits for a call: give it its signed URL
             url = callback_url(home, payload["callback"]["id"], payload["callback"]["expires"])
