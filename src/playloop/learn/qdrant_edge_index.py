@@ -167,6 +167,10 @@ class Shard:
         that does not answer within ``wait`` seconds is ``IndexBusy``."""
         if self.address is None or self._shard is not None:
             return None
+        try:
+            body = orjson.dumps(request)
+        except TypeError:  # not JSON (a ``where`` with a set): read it here
+            return None
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.settimeout(self.wait)
             try:
@@ -174,7 +178,7 @@ class Shard:
             except OSError:  # nobody listens: nobody holds the shard
                 return None
             try:
-                _send(conn, orjson.dumps(request))
+                _send(conn, body)
                 reply = orjson.loads(_receive(conn))
             except TimeoutError:
                 raise IndexBusy(
