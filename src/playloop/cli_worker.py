@@ -66,11 +66,22 @@ def worker_start(
     lease_seconds: Annotated[
         float, typer.Option(help="Lease on a running step; others take it over when it lapses.")
     ] = 30.0,
+    no_similar: Annotated[
+        bool,
+        typer.Option(
+            "--no-similar",
+            help="Do not attach similar past failures to the failures of steps run here.",
+        ),
+    ] = False,
 ) -> None:
     """Claim and run queued steps of any execution until SIGTERM or Ctrl-C.
 
     On SIGTERM the worker stops taking work, lets running steps finish (up to --grace
     seconds) and hands back what it still holds, so another worker takes it at once.
+
+    A failed step's event gets similar past failures (meta.similar) from the vector index
+    another process keeps: the Qdrant server at $PLAYLOOP_QDRANT_URL, or the embedded index
+    of --home when a server on this machine shares it. The worker never writes the index.
     """
     from playloop.runtime import Engine
 
@@ -83,6 +94,7 @@ def worker_start(
         pool=pool,
         lease_seconds=lease_seconds,
         record_resolutions=True,
+        similar=not no_similar,
     )
     stop = threading.Event()
 

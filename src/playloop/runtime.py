@@ -43,7 +43,7 @@ from playloop.learn.stats import StatsCache
 from playloop.secrets.credentials import CredentialStore
 from playloop.secrets.redact import REDACTOR
 from playloop.store.open import database_url, is_postgres, open_store
-from playloop.worker.execute import execute
+from playloop.worker.execute import SimilarLookup, execute
 
 if TYPE_CHECKING:
     from playloop.learn.recorder import ResolutionRecorder
@@ -55,6 +55,9 @@ from playloop.worker.processes import ProcessPool
 log = logging.getLogger("playloop")
 
 EventListener = Callable[[list[Event]], None]
+#: how long a worker's similar-failure lookup waits for an Edge shard another process holds
+#: (on the lookup's helper thread: the step's report waits only for the lookup's budget)
+LOOKUP_WAIT_SECONDS = 5.0
 
 
 def default_home() -> Path:
@@ -80,6 +83,7 @@ class Engine:
         pool: str | None = None,
         record_resolutions: bool = False,
         index: bool = False,
+        similar: bool | None = None,
         anomalies: bool = True,
     ) -> None:
         """``claim_any``: run any execution's queued commands (a worker), not only this
@@ -87,7 +91,9 @@ class Engine:
         ``record_resolutions``: link the failures of each execution this engine ends to what
         resolved them, in the background (servers and workers do); ``index``: keep the vector
         index up to date in the background and attach similar past failures to failure
-        events (``playloop.learn.service``); ``anomalies``: judge step outcomes against their
+        events (``playloop.learn.service``); ``similar``: attach similar past failures
+        (default: ``index``); with ``index=False`` the engine only reads an index another
+        process keeps (a worker); ``anomalies``: judge step outcomes against their
         baselines (docs/anomalies.md)."""
         self.home = Path(home) if home is not None else default_home()
         self.home.mkdir(parents=True, exist_ok=True)
@@ -137,14 +143,22 @@ class Engine:
             from playloop.learn.recorder import ResolutionRecorder
 
             self.recorder = ResolutionRecorder.attach(self)
-        #: the vector indexer and the similar-failure lookup (``index=True``)
+        #: the vector indexer and the similar-failure lookup (``index=True``), or the lookup
+        #: alone (``similar=True``)
         self.learning: Learning | None = None
         self._vectors: VectorIndex | None = None
-        if index:
+        if index or similar:
             from playloop.learn.service import Learning
 
-            self.learning = Learning(self.home, self.db_url).start()
-            self.subscribe(self.learning.notify)
+            if index:
+                self.learning = Learning(self.home, self.db_url).start()
+                self.subscribe(self.learning.notify)
+            else:  # the lookup alone: a shard another process holds is waited for briefly
+                self.learning = Learning(self.home, indexer=False, wait=LOOKUP_WAIT_SECONDS)
+        #: finds similar past failures for a failing step's report (``meta.similar``)
+        self._similar: SimilarLookup | None = None
+        if self.learning is not None and similar is not False:
+            self._similar = self.learning.lookup
         #: streams committed events to NATS JetStream when $PLAYLOOP_NATS_URL is set
         self.publisher = OutboxPublisher.start_if_configured(self.store)
         if self.publisher is not None:
@@ -675,7 +689,7 @@ class Engine:
                 home=self.home,
                 playbook_file=playbook_file,
                 credentials=self._credentials,
-                similar=self.learning.lookup if self.learning is not None else None,
+                similar=self._similar,
             )
         except BaseException as exc:  # never lose a report
             signal = Outcome(

@@ -183,7 +183,8 @@ def test_failure_event_carries_similar_past_failures(
     # a generous budget: this machine may be busy; the default is 50 ms
     monkeypatch.setenv("PLAYLOOP_SIMILAR_BUDGET_MS", "5000")
     with Engine(tmp_path / "home", db=db_url, concurrency=4, processes=1, index=True) as engine:
-        assert engine.learning is not None and engine.learning.wait_ready(60)
+        assert engine.learning is not None
+        engine.learning.warm_up()
         assert engine.learning.indexer.flush(60)
         summary = engine.run(tmp_path / "fetch.yaml", {"port": closed_port()})
         assert summary["status"] == "failed"

@@ -1,9 +1,18 @@
 """The learning layer inside a running engine: the indexer in the background and the
 similar-failure lookup its workers use, sharing one vector index.
 
-``Engine(home, index=True)`` (``playloop run``, ``playloop server start``) makes one. The
-index is opened and the embedding model loaded on the indexer's thread, never on the
-engine's loop or a step's thread; until then failures go without ``meta.similar``.
+``Engine(home, index=True)`` (``playloop run``, ``playloop server start``) makes one;
+``Engine(similar=True)`` alone (``playloop worker start``) makes one with the lookup only:
+the process reads the index that another one keeps (a Qdrant server by URL, or the Edge
+shards of a home shared with a server on this machine).
+
+Nothing is loaded up front. The index is opened by whichever needs it first (the indexer
+with something to write, a failure to look up), and the embedding model on the first text
+that needs a vector: a text the index has no vector for, or a failure's query. A run with
+no failure and nothing new to index never loads the model. The first failure of a process
+loads it on the lookup's helper thread, so that failure usually goes without
+``meta.similar`` (the load takes longer than the budget) and the next ones get their
+matches. Neither ever happens on the engine's loop or a step's thread.
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ class CachedEmbedder:
         self.size = size
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
+        #: the inner embedder has been loaded (or has made a vector)
+        self.loaded = False
 
     @property
     def name(self) -> str:
@@ -68,6 +79,7 @@ class CachedEmbedder:
         load = getattr(self.inner, "load", None)
         if callable(load):
             load()
+        self.loaded = True
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         import numpy as np
@@ -79,6 +91,7 @@ class CachedEmbedder:
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
             vectors = self.inner.embed(missing)
+            self.loaded = True
             with self._lock:
                 for t, v in zip(missing, vectors, strict=True):
                     found[t] = self._cache[t] = v
@@ -90,21 +103,39 @@ class CachedEmbedder:
 
 
 class Learning:
-    """One vector index, its indexer (own database connection) and the failure lookup."""
+    """One vector index, its indexer (own database connection) and the failure lookup.
 
-    def __init__(self, home: Path, db_url: str, *, flush_seconds: float = 10.0) -> None:
+    ``indexer=False``: the lookup only (a worker: another process keeps the index).
+    ``wait``: how long the index waits for an Edge shard another process holds.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        db_url: str | None = None,
+        *,
+        flush_seconds: float = 10.0,
+        indexer: bool = True,
+        wait: float = 30.0,
+    ) -> None:
         self.home = Path(home)
         self.flush_seconds = flush_seconds
+        self.wait = wait
         self._index: VectorIndex | None = None
-        self._ready = threading.Event()
+        self._embedder: CachedEmbedder | None = None
+        #: why the index could not be opened (the last time it was tried), if it could not
+        self.error: str | None = None
         self._lock = threading.Lock()
-        store: SqlStore = open_store(db_url)  # type: ignore[assignment]
-        self.indexer = Indexer(store, self.home, index_factory=self._open)
-        self.lookup = FailureLookup(self.ready_index)
-        self._warm = threading.Thread(target=self._warm_up, name="playloop-learn", daemon=True)
+        self.indexer: Indexer | None = None
+        if indexer:
+            if db_url is None:
+                raise ValueError("an indexer needs the database URL")
+            store: SqlStore = open_store(db_url)  # type: ignore[assignment]
+            self.indexer = Indexer(store, self.home, index_factory=self._open)
+        self.lookup = FailureLookup(self._open)
 
     def index(self) -> VectorIndex:
-        """The shared index (opened now if the indexer's thread has not yet)."""
+        """The shared index (opened now if nothing opened it yet; the model is not loaded)."""
         return self._open()
 
     def _open(self) -> VectorIndex:
@@ -112,47 +143,45 @@ class Learning:
             if self._index is None:
                 from playloop.learn.vectors import VectorIndex
 
-                embedder = CachedEmbedder(background_embedder())
-                self._index = VectorIndex.open(self.home, embedder)
+                embedder = self._embedder or CachedEmbedder(background_embedder())
+                self._embedder = embedder
+                try:
+                    self._index = VectorIndex.open(self.home, embedder, wait=self.wait)
+                except Exception as exc:
+                    self.error = f"{type(exc).__name__}: {exc}"
+                    raise
+                self.error = None
             return self._index
 
-    def wait_ready(self, timeout: float) -> bool:
-        """Wait until the index is open and the model loaded (True), or ``timeout``."""
-        return self._ready.wait(timeout)
+    def model_loaded(self) -> bool:
+        """Whether this process has loaded the embedding model (or made its first vector)."""
+        return self._embedder is not None and self._embedder.loaded
 
-    def ready_index(self) -> VectorIndex | None:
-        """The index once open and its model loaded; None before (a lookup then skips)."""
-        return self._index if self._ready.is_set() else None
-
-    def _warm_up(self) -> None:
-        try:
-            index = self._open()
-            index.embedder.embed(["warm up"])
-            from playloop.learn.documents import FAILURES
-
-            index.search(FAILURES, "warm up", k=1)  # opens the shard in this process
-            self._ready.set()
-        except Exception:
-            log.warning("the vector index could not be opened", exc_info=True)
-            return
-        self.indexer.start()
+    def warm_up(self) -> None:
+        """Open the index and load the model now, in this thread (tests, benchmarks)."""
+        index = self._open()
+        index.embedder.embed(["warm up"])
 
     def start(self) -> Learning:
-        self._warm.start()
+        """Start the indexer's thread (it opens the index when it has something to write)."""
+        if self.indexer is not None:
+            self.indexer.start()
         return self
 
     def notify(self, events: list[Event]) -> None:
-        self.indexer.notify(events)
+        if self.indexer is not None:
+            self.indexer.notify(events)
 
     def close(self) -> None:
         """Index what is committed (up to ``flush_seconds``), then stop and close."""
-        self._warm.join(timeout=30)
-        self.indexer.stop()
-        if self._ready.is_set() and self.flush_seconds > 0:
-            self.indexer.flush(self.flush_seconds)
-        self.indexer.release()
-        with contextlib.suppress(Exception):
-            self.indexer.store.close()
+        if self.indexer is not None:
+            self.indexer.stop()
+            if self.flush_seconds > 0 and self.error is None:
+                self.indexer.flush(self.flush_seconds)
+            self.indexer.release()
+            with contextlib.suppress(Exception):
+                self.indexer.store.close()
+        self.lookup.wait_idle(10.0)  # a lookup still running must not reopen a shard
         if self._index is not None:
             with contextlib.suppress(Exception):
                 self._index.close()

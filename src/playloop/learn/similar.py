@@ -195,9 +195,12 @@ class FailureLookup:
     """The matches of a failure a worker is reporting, within ``budget`` seconds.
 
     The query runs on one helper thread: the reporting thread waits at most ``budget`` and
-    goes without matches when the answer is late, the index is not open yet, or the helper
+    goes without matches when the answer is late, the index cannot be had, or the helper
     is still busy with an earlier failure (failures in a burst do not queue up). ``index``
-    is a callable giving the open index or None (not ready: skip).
+    is a callable giving the open index, or None (not ready: skip); it is called on the
+    helper thread, so it may open the index and the query may load the embedding model:
+    the first failure of a process then goes without, and the next ones find the model
+    loaded and the query vectors of repeated errors cached.
     """
 
     def __init__(
@@ -215,6 +218,13 @@ class FailureLookup:
         self._busy = threading.Lock()
         self.stats = {"attached": 0, "none": 0, "late": 0, "busy": 0, "not_ready": 0}
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no lookup is running (True), or ``timeout`` seconds."""
+        if not self._busy.acquire(timeout=timeout):
+            return False
+        self._busy.release()
+        return True
+
     def __call__(
         self,
         *,
@@ -225,22 +235,21 @@ class FailureLookup:
         message: str,
         config: Mapping[str, Any] | None = None,
     ) -> list[dict[str, Any]] | None:
-        index = self._index()
-        if index is None:
-            self.stats["not_ready"] += 1
-            return None
         if not self._busy.acquire(blocking=False):
             self.stats["busy"] += 1
             return None
         text = failure_query(
             error_type=error_type, message=message, step=step, tool=tool, config=config
         )
-        future: Future[list[Match]] = Future()
+        future: Future[list[Match] | None] = Future()
 
         def run() -> None:
             try:
+                index = self._index()
                 future.set_result(
-                    similar_failures(
+                    None
+                    if index is None
+                    else similar_failures(
                         index,
                         text,
                         k=self.k,
@@ -264,6 +273,9 @@ class FailureLookup:
             log.debug("similar failures lookup failed", exc_info=True)
             return None
         log.debug("similar failures in %.1f ms", (time.perf_counter() - started) * 1000)
+        if matches is None:
+            self.stats["not_ready"] += 1
+            return None
         if not matches:
             self.stats["none"] += 1
             return None

@@ -107,6 +107,13 @@ class ToolContext:
     #: a named credential's decrypted values (``CredentialStore.get``), for tools with an
     #: ``auth:`` field; None: this context resolves no credentials
     credentials: Callable[[str], dict[str, Any]] | None = None
+    #: seconds this attempt waited for its runtime to start (a python child interpreter):
+    #: recorded as the event's ``meta.startup_ms`` and left out of its ``duration_ms``
+    startup: float = 0.0
+
+    def started_up(self, seconds: float) -> None:
+        """Record a wait for the tool's runtime to start (see ``startup``)."""
+        self.startup += seconds
 
     @property
     def idempotency_key(self) -> str:

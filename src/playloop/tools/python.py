@@ -35,7 +35,9 @@ class PythonTool(Tool):
                 "(ToolContext.processes is None)",
                 "ConfigError",
             )
-        run = ctx.processes.execute(config.code, input, config.libs, ctx.timeout)
+        run = ctx.processes.execute(
+            config.code, input, config.libs, ctx.timeout, on_startup=ctx.started_up
+        )
         if run.logs:
             if ctx.on_output is not None:
                 ctx.on_output(run.logs)

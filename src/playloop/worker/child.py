@@ -3,7 +3,8 @@
 Started by ``ProcessPool`` as ``python -P .../playloop/worker/child.py`` (as a file, so that
 the ``playloop`` package and its dependencies are not imported: see ``worker.processes``).
 It reads jobs and writes replies as frames (an 8-byte big-endian length, then a pickle) on
-private copies of its original stdin/stdout; fd 0 is pointed at ``/dev/null`` and fd 1 at
+private copies of its original stdin/stdout; once started, before its first job, it writes
+one empty frame (ready), so the parent can tell its start-up from the first job's run; fd 0 is pointed at ``/dev/null`` and fd 1 at
 stderr so that nothing user code does (``print``, ``input()``, ``os.system("echo")``) can
 corrupt the protocol channel. ``print`` output is captured per job and returned as logs.
 
@@ -228,6 +229,7 @@ def main() -> None:
     os.dup2(2, 1)
     _thread.start_new_thread(_watch_parent, (os.getppid(),))
     loads, dumps, protocol = pickle.loads, pickle.dumps, pickle.HIGHEST_PROTOCOL
+    _write_all(proto_out, bytes(HEADER))  # ready: an empty frame
     with open(proto_in, "rb", buffering=1 << 16) as reader:
         while True:
             header = reader.read(HEADER)

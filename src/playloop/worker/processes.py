@@ -7,7 +7,10 @@ started once (lazily, all at once, on first use), reused for every call, and rep
 when one is killed on a timeout or dies.
 
 The children are plain ``python -P .../playloop/worker/child.py`` processes talking
-length-prefixed pickle frames over their stdin/stdout pipes (see ``worker.child``).
+length-prefixed pickle frames over their stdin/stdout pipes (see ``worker.child``). A new
+child first sends an empty frame when its interpreter is up: the call that waited for it
+reports that wait (``on_startup``) apart from the code's run, and the call's timeout counts
+from then (the start-up has its own bound: the timeout plus ``STARTUP_GRACE``).
 ``multiprocessing`` is deliberately not used: its spawn start method re-imports the parent's
 ``__main__`` (the CLI, a test module...) in every child. Nor is the child started as
 ``-c "from playloop.worker.child import main"``: that imports the ``playloop`` package,
@@ -32,7 +35,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -49,6 +52,8 @@ _READ_SIZE = 1 << 16
 #: how long ``close`` lets an idle child exit on its own before killing it (seconds)
 _CLOSE_GRACE = 2.0
 _POLL_MASK = select.POLLIN | select.POLLHUP | select.POLLERR
+#: how much longer than a call's timeout a new child may take to start (seconds)
+STARTUP_GRACE = 30.0
 
 
 class PoolClosed(RuntimeError):
@@ -65,19 +70,24 @@ class _Died(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PythonRun:
-    """What one call returned: the result and what the code printed."""
+    """What one call returned: the result and what the code printed; ``startup``: the
+    seconds the call waited for its child interpreter to start (0.0 for a warm child)."""
 
     result: Any
     logs: str
     pid: int
+    startup: float = 0.0
 
 
 class _Child:
     """One child interpreter and the parent's end of its two pipes."""
 
-    __slots__ = ("_buf", "_poller", "_rfd", "_wfd", "proc")
+    __slots__ = ("_buf", "_poller", "_rfd", "_wfd", "proc", "ready", "spawned")
 
     def __init__(self) -> None:
+        #: when its start began (``time.monotonic()``), and whether it said it is up
+        self.spawned = time.monotonic()
+        self.ready = False
         self.proc = subprocess.Popen(
             _ARGV,
             stdin=subprocess.PIPE,
@@ -101,6 +111,13 @@ class _Child:
         view = memoryview(frame)
         while view:
             view = view[os.write(self._wfd, view) :]
+
+    def await_ready(self, deadline: float | None) -> None:
+        """Read the child's ready frame (sent once, when its interpreter is up)."""
+        header = self._read_exact(_HEADER, deadline)
+        if int.from_bytes(header, "big") != 0:
+            raise _Died  # not a child of this protocol
+        self.ready = True
 
     def receive(self, deadline: float | None) -> bytes:
         """One reply frame's body; ``_TimedOut`` past ``deadline``, ``_Died`` on EOF."""
@@ -209,8 +226,11 @@ class ProcessPool:
         input: Mapping[str, Any] | None = None,
         libs: Sequence[str] | Mapping[str, str] | None = None,
         timeout: float | None = None,
+        on_startup: Callable[[float], None] | None = None,
     ) -> PythonRun:
-        """Like ``run_python`` but also returns what the code printed and the child's pid."""
+        """Like ``run_python`` but also returns what the code printed, the child's pid and
+        how long the call waited for the child to start. ``on_startup`` is called with that
+        wait (seconds) as soon as it is known, also when the code then fails or times out."""
         bindings = dict(input or {})
         lib_spec: list[str] | dict[str, str] | None
         if libs is None:
@@ -224,8 +244,8 @@ class ProcessPool:
         except Exception as e:
             raise ToolError(f"input cannot be sent to the python process: {e}", "InputError") from e
         frame = len(body).to_bytes(_HEADER, "big") + body
-        pid, reply = self._roundtrip(frame, timeout)
-        return _decode(reply, pid)
+        pid, reply, startup = self._roundtrip(frame, timeout, on_startup)
+        return _decode(reply, pid, startup)
 
     def start(self) -> None:
         """Start the missing children now instead of on first use (they boot in parallel)."""
@@ -275,8 +295,14 @@ class ProcessPool:
 
     # -- internals ----------------------------------------------------------------------
 
-    def _roundtrip(self, frame: bytes, timeout: float | None) -> tuple[int, bytes]:
+    def _roundtrip(
+        self,
+        frame: bytes,
+        timeout: float | None,
+        on_startup: Callable[[float], None] | None = None,
+    ) -> tuple[int, bytes, float]:
         for _ in range(2):
+            begun = time.monotonic()
             child = self._acquire()
             try:
                 child.send(frame)
@@ -285,6 +311,26 @@ class ProcessPool:
                 # safely run it
                 self._discard(child)
                 continue
+            startup = 0.0
+            if not child.ready:
+                try:
+                    child.await_ready(
+                        None if timeout is None else time.monotonic() + timeout + STARTUP_GRACE
+                    )
+                except _TimedOut:
+                    self._discard(child)
+                    raise ToolTimeout(timeout if timeout is not None else 0.0) from None
+                except _Died:
+                    # it died starting: the job never started, another child may run it
+                    self._discard(child)
+                    continue
+                except BaseException:
+                    self._discard(child)
+                    raise
+                # what of its start-up this call waited for (not the queue before it)
+                startup = time.monotonic() - max(begun, child.spawned)
+                if on_startup is not None:
+                    on_startup(startup)
             deadline = None if timeout is None else time.monotonic() + timeout
             try:
                 reply = child.receive(deadline)
@@ -305,7 +351,7 @@ class ProcessPool:
                 self._discard(child)
                 raise
             self._release(child)
-            return child.pid, reply
+            return child.pid, reply, startup
         raise ToolError("could not send the code to a python process", "WorkerDied")
 
     def _acquire(self) -> _Child:
@@ -381,11 +427,11 @@ class ProcessPool:
         return code
 
 
-def _decode(reply: bytes, pid: int) -> PythonRun:
+def _decode(reply: bytes, pid: int, startup: float = 0.0) -> PythonRun:
     message = pickle.loads(reply)
     if message[0] == "ok":
         _, text, logs = message
-        return PythonRun(json.loads(text), logs, pid)
+        return PythonRun(json.loads(text), logs, pid, startup)
     _, exc_type, text, tb, logs, *rest = message
     facts = rest[0] if rest and isinstance(rest[0], dict) else {}
     raise ToolError(

@@ -193,3 +193,54 @@ def test_a_reader_and_a_writer_in_two_processes(tmp_path: Path, embedder: OnnxEm
     assert 6 < counted <= 6 + written
     with VectorIndex.open(tmp_path, embedder) as ix:
         assert ix.count("failures") == 6 + written
+
+
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from playloop.learn.vectors import VectorIndex
+    with VectorIndex.open(Path(sys.argv[1]), wait=5) as index:
+        started = time.perf_counter()
+        hits = index.search("failures", "ECONNREFUSED", k=3)
+        count = index.count("failures")
+        held = index.backend._shards["failures"]._shard is not None
+        seconds = time.perf_counter() - started
+    print(json.dumps({"ids": [h.id for h in hits], "count": count, "held": held, "s": seconds}))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads through the owner: Linux")
+def test_another_process_reads_through_the_owner(tmp_path: Path, embedder: OnnxEmbedder) -> None:
+    """A process that holds a shard answers other processes' reads: it keeps the shard
+    (no hand-over, which costs a flush, a close and a load) and the reader gets the same
+    answers as the owner."""
+    import json
+
+    with VectorIndex.open(tmp_path, embedder) as owner:
+        owner.upsert("failures", items())
+        shard = owner.backend._shards["failures"]  # type: ignore[attr-defined]
+        held = shard._shard
+        assert held is not None
+        mine = [h.id for h in owner.search("failures", "ECONNREFUSED", k=3)]
+        done = subprocess.run(
+            [sys.executable, "-c", READER, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["ids"] == mine and answer["ids"][0] == 1000
+        assert answer["count"] == len(FAILURES)
+        assert answer["held"] is False  # the reader never opened the shard
+        assert shard._shard is held  # and the owner never let it go
+        owner.upsert("failures", [Item(2000, "HTTP 503 Service Unavailable")])
+    # nobody holds it now: the reader takes the shard itself
+    done = subprocess.run(
+        [sys.executable, "-c", READER, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["count"] == len(FAILURES) + 1 and answer["held"] is True

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -266,6 +267,43 @@ def test_timeout_does_not_count_queueing(fresh_pool: ProcessPool) -> None:
             for _ in range(3)
         ]
         assert [f.result() for f in futures] == [1, 1, 1]
+
+
+def _slow_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
+    """Children started from now on take ``seconds`` more to start (a sitecustomize)."""
+    (tmp_path / "sitecustomize.py").write_text(f"import time\ntime.sleep({seconds})\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+
+
+def test_the_wait_for_a_new_child_is_reported_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _slow_start(tmp_path, monkeypatch, 0.4)
+    waits: list[float] = []
+    with ProcessPool(1) as pool:
+        cold = pool.execute("result = 1", on_startup=waits.append)
+        warm = pool.execute("result = 2", on_startup=waits.append)
+        assert cold.startup >= 0.35 and waits == [cold.startup]
+        assert warm.startup == 0.0 and len(waits) == 1
+        # a child replaced after a failure that killed it: the next call waits again,
+        # and the wait is reported even when the code then fails
+        with pytest.raises(ToolTimeout):
+            pool.execute("while True: pass", timeout=0.5)
+        with pytest.raises(ToolError):
+            pool.execute("raise ValueError('x')", on_startup=waits.append)
+        assert len(waits) == 2 and waits[1] > 0
+
+
+def test_the_timeout_counts_from_the_child_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new child that takes longer to start than the step's timeout does not time it out:
+    the timeout bounds the code's run."""
+    _slow_start(tmp_path, monkeypatch, 0.6)
+    with ProcessPool(1) as pool:
+        assert pool.run_python("result = 1", timeout=0.3) == 1
+        with pytest.raises(ToolTimeout):
+            pool.run_python("import time\ntime.sleep(2)", timeout=0.3)
 
 
 def test_lazy_start_and_close(fresh_pool: ProcessPool) -> None:
