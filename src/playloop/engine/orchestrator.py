@@ -375,7 +375,9 @@ class Orchestrator:
             command_id = cmd.command_id if cmd is not None else None
             lease_owner = owner if cmd is not None and check_lease else None
             cached = self.states.get(execution_id)
-            if (
+            if cached is not None and _is_new(signal, cached):
+                state = cached  # see _is_new
+            elif (
                 execution_id in begun.executions
                 and cached is not None
                 and (lease_owner is None or command_id in begun.asked)
@@ -467,7 +469,9 @@ class Orchestrator:
             if isinstance(signal, SpawnChild) or execution_id in begun.executions:
                 continue
             cached = self.states.get(execution_id)
-            if optimistic and self._can_expect(cached, execution_id, now):
+            if (cached is not None and _is_new(signal, cached)) or (
+                optimistic and self._can_expect(cached, execution_id, now)
+            ):
                 continue
             cmd = getattr(signal, "command", None)
             if cmd is not None and check_lease:
@@ -555,6 +559,13 @@ class Orchestrator:
         self._remember(child_id, child_flow)
         work.appendleft((child_id, Start(workload=spawn.workload, parent=parent), False))
         return child_id
+
+
+def _is_new(signal: Signal | SpawnChild, cached: ExecutionState) -> bool:
+    """A Start of an execution this process just made up the id of: no other process can
+    know it yet, so there is nothing to lock or read (its first seq is still guarded by the
+    store's unique (execution_id, seq))."""
+    return isinstance(signal, Start) and not cached.event_count
 
 
 def uses_learning(flow: Flow) -> bool:
