@@ -60,20 +60,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if independent:
             config.hook.pytest_deselected(items=independent)
             items[:] = [item for item in items if uses_backend(item)]
-            config.stash[_LEFT_OUT] = len(independent)
-        reporter = config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is not None:
-            reporter.write_line(
-                f"playloop: {len(independent)} backend-independent tests deselected "
-                "(they run in the sqlite pass)"
-            )
+        config.stash[_LEFT_OUT] = len(independent)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left_out = session.config.stash.get(_LEFT_OUT, 0)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: tell the controller
+        workeroutput["playloop_left_out"] = left_out
     # `scripts/test tests/unit/dsl`: no test there uses the backend, the postgres pass has
     # nothing to run, and that is a success (pytest would exit 5, "no tests collected")
-    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and session.config.stash.get(_LEFT_OUT, 0):
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and left_out:
         session.exitstatus = pytest.ExitCode.OK
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: a worker ended; every worker collected the same tests."""
+    left_out = getattr(node, "workeroutput", {}).get("playloop_left_out")
+    if left_out is not None:
+        node.config.stash[_LEFT_OUT] = left_out
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if BACKEND == "postgres" and _LEFT_OUT in config.stash:
+        terminalreporter.write_line(
+            f"playloop: {config.stash[_LEFT_OUT]} backend-independent tests deselected "
+            "(they run in the sqlite pass)"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
