@@ -6,10 +6,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,26 @@ COMMANDS = [
 ]
 
 
-def help_text(args: list[str]) -> str:
+#: run in one child interpreter: every command's ``--help`` as ``python -m playloop.cli`` prints it
+RENDER = """
+import contextlib, io, json, sys
+from playloop.cli import app
+
+texts = []
+for args in json.loads(sys.argv[1]):
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            app([*args, "--help"], prog_name="python -m playloop.cli")
+    except SystemExit as end:
+        if end.code not in (0, None):
+            raise
+    texts.append(out.getvalue())
+print(json.dumps(texts))
+"""
+
+
+def help_texts(commands: list[list[str]]) -> list[str]:
     env = {
         **os.environ,
         "COLUMNS": "100",
@@ -65,16 +84,21 @@ def help_text(args: list[str]) -> str:
         "TERM": "dumb",
         "_TYPER_FORCE_DISABLE_TERMINAL": "1",
     }
+    # one interpreter for all (the test that checks this file waits for it)
     done = subprocess.run(
-        [sys.executable, "-m", "playloop.cli", *args, "--help"],
+        [sys.executable, "-c", RENDER, json.dumps(commands)],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     )
+    texts: list[str] = json.loads(done.stdout)
+    return [_clean(text) for text in texts]
+
+
+def _clean(text: str) -> str:
     lines = [
-        line.rstrip()
-        for line in done.stdout.replace("python -m playloop.cli", "playloop").splitlines()
+        line.rstrip() for line in text.replace("python -m playloop.cli", "playloop").splitlines()
     ]
     return "\n".join(lines).strip() + "\n"
 
@@ -84,10 +108,7 @@ def render() -> str:
         "# CLI reference\n\n",
         "Generated from `--help` by `scripts/gen_cli_docs.py`; a test keeps it in step with the code.\n",
     ]
-    # one interpreter per command: run a few at once (the test that checks this file waits)
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        texts = list(pool.map(help_text, COMMANDS))
-    for args, text in zip(COMMANDS, texts, strict=True):
+    for args, text in zip(COMMANDS, help_texts(COMMANDS), strict=True):
         title = " ".join(["playloop", *args])
         parts.append(f"\n## `{title}`\n\n```text\n{text}```\n")
     return "".join(parts)

@@ -5,6 +5,12 @@ On PostgreSQL each test gets a fresh database cloned from a migrated template
 (``scripts/services start`` runs one). A test a dialect lacks carries the marker
 ``sqlite_only`` or ``postgres_only`` and is skipped, and counted, on the other backend.
 With the postgres backend chosen and no server, the tests fail: they never skip.
+
+A test reaches the backend under test only through the ``backend`` fixture (``db_url``,
+``engine``, ``playloop_env``, ``db_query`` and the API servers request it). The postgres
+pass runs just those tests and the ``postgres_only`` ones; the rest (the DSL, rendering,
+the pure core, embedding, a test with its own SQLite file...) run once, in the sqlite pass,
+and the postgres pass prints how many it left out.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ EXAMPLES = ROOT / "examples"
 BACKEND = os.environ.get("PLAYLOOP_TEST_BACKEND", "sqlite")
 #: one per test session: sessions from two checkouts may share a server
 TEMPLATE = f"playloop_test_template_{os.getpid()}"
+#: how many backend-independent tests the postgres pass left out
+_LEFT_OUT = pytest.StashKey[int]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -35,11 +43,51 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "postgres_only: a test of a PostgreSQL-only feature")
 
 
+def uses_backend(item: pytest.Item) -> bool:
+    """Whether the test depends on the backend under test (see the module docstring)."""
+    return "backend" in getattr(item, "fixturenames", ()) or bool(
+        item.get_closest_marker("postgres_only") or item.get_closest_marker("sqlite_only")
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     other = "postgres_only" if BACKEND == "sqlite" else "sqlite_only"
     for item in items:
         if item.get_closest_marker(other):
             item.add_marker(pytest.mark.skip(reason=f"{other}: not on the {BACKEND} backend"))
+    if BACKEND == "postgres":
+        independent = [item for item in items if not uses_backend(item)]
+        if independent:
+            config.hook.pytest_deselected(items=independent)
+            items[:] = [item for item in items if uses_backend(item)]
+        config.stash[_LEFT_OUT] = len(independent)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left_out = session.config.stash.get(_LEFT_OUT, 0)
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: tell the controller
+        workeroutput["playloop_left_out"] = left_out
+    # `scripts/test tests/unit/dsl`: no test there uses the backend, the postgres pass has
+    # nothing to run, and that is a success (pytest would exit 5, "no tests collected")
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and left_out:
+        session.exitstatus = pytest.ExitCode.OK
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's controller: a worker ended; every worker collected the same tests."""
+    left_out = getattr(node, "workeroutput", {}).get("playloop_left_out")
+    if left_out is not None:
+        node.config.stash[_LEFT_OUT] = left_out
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    if BACKEND == "postgres" and _LEFT_OUT in config.stash:
+        terminalreporter.write_line(
+            f"playloop: {config.stash[_LEFT_OUT]} backend-independent tests deselected "
+            "(they run in the sqlite pass)"
+        )
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -90,10 +138,17 @@ def fresh_pg_url(pg_template: str) -> Iterator[str]:
     _admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="session")
+def backend() -> str:
+    """The backend under test, ``sqlite`` or ``postgres``: the one way a test reaches it, so
+    that the postgres pass knows which tests to run (see the module docstring)."""
+    return BACKEND
+
+
 @pytest.fixture
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, backend: str) -> str:
     """The database URL tests and subprocesses use, for the backend under test."""
-    if BACKEND == "postgres":
+    if backend == "postgres":
         return str(request.getfixturevalue("fresh_pg_url"))
     return f"sqlite:///{tmp_path / 'home' / 'playloop.db'}"
 
@@ -116,12 +171,12 @@ def playloop_env(tmp_path: Path, db_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def db_query(db_url: str) -> Callable[..., list[tuple[Any, ...]]]:
+def db_query(db_url: str, backend: str) -> Callable[..., list[tuple[Any, ...]]]:
     """Run read-only SQL (``?`` placeholders) against the backend's database."""
     from playloop.store.open import open_store
 
     def run(sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        if BACKEND == "postgres":
+        if backend == "postgres":
             sql = sql.replace("?", "%s")
         store = open_store(db_url)
         try:

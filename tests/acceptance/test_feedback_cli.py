@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import BACKEND
 
 Query = Callable[..., list[tuple[Any, ...]]]
 
@@ -86,7 +85,7 @@ def _json(done: subprocess.CompletedProcess[str]) -> Any:
 
 def _backdate(db_url: str, execution_id: int, days: int) -> None:
     """Move an execution's events and row ``days`` into the past (as if it ran then)."""
-    if BACKEND == "postgres":
+    if db_url.startswith("postgresql"):
         import psycopg
 
         with psycopg.connect(db_url, autocommit=True) as pg:

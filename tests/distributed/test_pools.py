@@ -33,9 +33,15 @@ def test_pool_steps_run_on_their_pool_only(tmp_path: Path, db_url: str) -> None:
     try:
         with Engine(tmp_path / "client", db=db_url, concurrency=0) as client:
             execution_id = client.start(playbook)
-            time.sleep(2.0)  # the default worker runs `prepare`, and must leave `train` alone
+            # the default worker runs `prepare` (once it is up), and must leave `train` alone
+            deadline = time.monotonic() + 60
+            while (steps := client.summary(execution_id)["steps"]).get("prepare", {}).get(
+                "status"
+            ) != "completed":
+                assert time.monotonic() < deadline, steps
+                time.sleep(0.05)
+            time.sleep(1.0)  # time enough to claim `train`, were it the default pool's
             summary = client.summary(execution_id)
-            assert summary["steps"]["prepare"]["status"] == "completed"
             assert "train" in summary["steps"] and summary["steps"]["train"]["status"] == "running"
             gpu = start_worker(db_url, tmp_path / "gpu", pool="gpu")
             try:

@@ -123,7 +123,12 @@ def test_the_service_gets_the_request_and_its_callback_decides(
     callback = body["callback_url"]
     assert callback.startswith(f"{api}/api/callbacks/")
     assert token_id(callback) == request["decision_id"]
-    before = len(engine.events(execution_id))
+    # the worker records `decision.notified` after the service answered: wait for it
+    deadline = time.time() + 20
+    while "decision.notified" not in (types := [e.event_type for e in engine.events(execution_id)]):
+        assert time.time() < deadline, types
+        time.sleep(0.02)
+    before = len(types)
     body_hash, mac = callback.rsplit("/", 1)[1].split(".")
     expired = sign(engine.home, request["decision_id"], time.time() - 5)
     refused = [

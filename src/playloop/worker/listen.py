@@ -13,6 +13,8 @@ import psycopg
 log = logging.getLogger("playloop.worker")
 COMMANDS = "playloop_commands"
 EXECUTIONS = "playloop_executions"
+#: how long one wait for notifications lasts: ``stop`` (an engine's close) waits up to this
+_POLL_SECONDS = 0.1
 
 
 class Listener:
@@ -50,7 +52,7 @@ class Listener:
                         handler(None)
                     backoff = 0.1
                     while not self._stop.is_set():
-                        for notify in conn.notifies(timeout=0.5, stop_after=256):
+                        for notify in conn.notifies(timeout=_POLL_SECONDS, stop_after=256):
                             on_notify = self.handlers.get(notify.channel)
                             if on_notify is not None:
                                 on_notify(notify.payload)

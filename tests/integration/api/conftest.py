@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from tests.conftest import BACKEND, _admin, _with_database, pg_dsn
+from tests.conftest import _admin, _with_database, pg_dsn
 
 from playloop.api.app import create_app
 from playloop.api.server import bind, make_server
@@ -70,9 +70,9 @@ class ServerThread:
 
 
 @contextmanager
-def database(tmp: Path) -> Iterator[str]:
-    """A database URL for the backend under test, dropped afterwards (PostgreSQL)."""
-    if BACKEND != "postgres":
+def database(tmp: Path, backend: str) -> Iterator[str]:
+    """A database URL for ``backend`` (the ``backend`` fixture), dropped afterwards (PostgreSQL)."""
+    if backend != "postgres":
         yield f"sqlite:///{tmp / 'home' / 'playloop.db'}"
         return
     name = f"playloop_api_{uuid.uuid4().hex[:12]}"
@@ -125,9 +125,9 @@ class Live:
             client.close()
 
 
-def _live(tmp: Path, *, auth_required: bool) -> Iterator[Live]:
+def _live(tmp: Path, backend: str, *, auth_required: bool) -> Iterator[Live]:
     home = tmp / "home"
-    with database(tmp) as db:
+    with database(tmp, backend) as db:
         engine = Engine(home, db=db, concurrency=0, processes=1)
         server = ServerThread(create_app(engine, auth_required=auth_required)).start()
         live = Live(url=server.url, engine=engine, home=home, db=db)
@@ -142,18 +142,18 @@ def _live(tmp: Path, *, auth_required: bool) -> Iterator[Live]:
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def live(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Live]:
     """A server with auth on, shared by a module's tests."""
-    yield from _live(tmp_path_factory.mktemp("api"), auth_required=True)
+    yield from _live(tmp_path_factory.mktemp("api"), backend, auth_required=True)
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Live]:
+def fresh(tmp_path: Path, backend: str) -> Iterator[Live]:
     """A server of the test's own (for tests that count what is stored)."""
-    yield from _live(tmp_path, auth_required=True)
+    yield from _live(tmp_path, backend, auth_required=True)
 
 
 @pytest.fixture(scope="module")
-def open_live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+def open_live(tmp_path_factory: pytest.TempPathFactory, backend: str) -> Iterator[Live]:
     """A server with auth off (local embedded use)."""
-    yield from _live(tmp_path_factory.mktemp("api-open"), auth_required=False)
+    yield from _live(tmp_path_factory.mktemp("api-open"), backend, auth_required=False)
