@@ -246,14 +246,8 @@ class Orchestrator:
                 if len(self._contended) > 1024:
                     self._contended = {k: v for k, v in self._contended.items() if v > now}
                 until = now + CONTENDED_SECONDS
-                for execution_id, signal in signals:
+                for execution_id, _ in signals:
                     self._contended[execution_id] = until
-                    if isinstance(signal, Start):
-                        # not in the store yet, and its state went with the refused batch:
-                        # the careful way starts it from an empty state again
-                        self.states.setdefault(
-                            execution_id, ExecutionState(execution_id=execution_id)
-                        )
         return self._observed(self._advance(*args, optimistic=False))
 
     def _playbooks(self, signals: Sequence[tuple[int, Signal | SpawnChild]]) -> set[str]:
