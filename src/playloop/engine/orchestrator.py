@@ -126,6 +126,9 @@ class Orchestrator:
         self.flows: dict[int, Flow] = {}
         #: decide first and let the store verify at commit (see ``advance``)
         self.optimistic = store.dialect == "postgres"
+        #: begin a batch's reports in one round trip (``begin_signals``); SQLite's exclusive
+        #: transaction has nothing to gain, so its hot path skips gathering them
+        self.begins_together = store.dialect == "postgres"
         self._contended: dict[int, float] = {}
         #: the statistics learned policies read; refreshed (at most every ``max_age``
         #: seconds, outside any transaction) only once a flow that uses them is loaded
@@ -284,13 +287,7 @@ class Orchestrator:
         new_commands: list[Command] = []
         work: deque[tuple[int, Signal | SpawnChild, bool]] = deque((e, s, True) for e, s in signals)
         # executions this batch starts: a failed batch leaves them as new, not unknown
-        fresh = [
-            e
-            for e, s in signals
-            if isinstance(s, Start)
-            and (st := self.states.get(e)) is not None
-            and not st.event_count
-        ]
+        fresh = [e for e, s in signals if (st := self.states.get(e)) is not None and _is_new(s, st)]
         try:
             with self.store.transaction():
                 lease_until = now + lease_seconds
@@ -362,7 +359,8 @@ class Orchestrator:
         begun: _Begun,
         optimistic: bool = False,
     ) -> None:
-        self._begin_together(work, owner, now, touched, begun, optimistic)
+        if self.begins_together:
+            self._begin_together(work, owner, now, touched, begun, optimistic)
         while work:
             execution_id, signal, check_lease = work.popleft()
             touched.add(execution_id)
