@@ -270,10 +270,20 @@ class Indexer:
                 }
         return out
 
+    def _read_up_to(self, name: str) -> int:
+        """The newest id a pass has read: the checkpoint stays ``lag`` behind it, and what
+        lies between was read (a pass reads it again only for late commits)."""
+        rows = fetch(self.store, "projection_get", {"name": name})
+        if not rows:
+            return 0
+        _, position, info, _ = rows[0]
+        read = as_int((orjson.loads(info) if info else {}).get("read"))
+        return max(int(position), read or 0)
+
     def pending(self) -> dict[str, int]:
-        """How many events and catalog entries are past the checkpoints."""
+        """How many events and catalog entries no pass has read yet."""
         events = fetch(
-            self.store, "index_events_count", {"after": self._position(self.events_name)}
+            self.store, "index_events_count", {"after": self._read_up_to(self.events_name)}
         )
         catalog = fetch(
             self.store, "index_catalog_count", {"after": self._position(self.catalog_name)}
