@@ -1,34 +1,55 @@
 """A small run of ``benchmarks.learning.flaky_retry``: after a learning period ``retry:
-auto`` succeeds more often than every fixed policy and wastes no attempt.
+auto`` with ``timeout: auto`` succeeds more often than every fixed policy, wastes no
+attempt, and ends its batch sooner than any of them.
 
-Behaviour only: this machine is too noisy for wall-time ratios (the benchmark prints them).
+The wall-time assertion is structural, not a ratio: a request the server never answers
+holds every fixed policy's batch for the whole fixed timeout, and the learned timeout
+cuts it after 1 s; the slowest thing left in auto's batch is the 2.5 s restart it waits
+out.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.learning.flaky_retry import benchmark, fault_of
+from benchmarks.learning.flaky_retry import NO_ANSWER, benchmark, fault_of
+
+FIXED_TIMEOUT = 5.0
 
 
-def test_retry_auto_beats_fixed_policies(tmp_path: Path, db_url: str) -> None:
-    keys = [f"req{i}" for i in range(60)]
+def test_learned_policies_beat_fixed_policies(tmp_path: Path, db_url: str) -> None:
+    keys = [f"req{i}" for i in range(80)]
     # the sample holds every kind of fault, restarts longer than fixed10's 1.3 s of waits
     faults = [fault_of(k) for k in keys]
     restarts = [f.clears_after for f in faults if f is not None and f.clears_after is not None]
-    assert max(restarts) > 2 and {f.status for f in faults if f} == {400, 404, 429, 500, 503}
-    results = {
-        r.policy: r
-        for r in benchmark(requests=60, train=100, db=db_url, home=tmp_path, train_rate=100)
-    }
-    auto, none, fixed3, fixed10 = (results[p] for p in ("auto", "none", "fixed3", "fixed10"))
+    assert max(restarts) > 2
+    assert {f.status for f in faults if f} == {NO_ANSWER, 400, 404, 429, 500, 503}
+    unanswered = sum(1 for f in faults if f is not None and f.status == NO_ANSWER)
+    run = benchmark(
+        requests=80, train=100, db=db_url, home=tmp_path, train_rate=100,
+        fixed_timeout=FIXED_TIMEOUT,
+    )  # fmt: skip
+    results = {r.policy: r for r in run}
+    auto, auto_retry = results["auto"], results["auto-retry"]
+    fixed = [results[p] for p in ("none", "fixed3", "fixed10")]
+    none, fixed3, fixed10 = fixed
     # more successes than any fixed policy: fixed3 gives up on the restarts and on 503s
-    # that pass on attempt 4-5, fixed10 on the restarts longer than its waits
+    # that pass on attempt 4-5, fixed10 on the restarts longer than its waits, none on all
     assert auto.success_rate > fixed10.success_rate >= fixed3.success_rate > none.success_rate
     # no permanent error retried (every retrying policy does), far fewer attempts wasted
     assert auto.permanent_retries == 0 and fixed3.permanent_retries > 0
     assert fixed10.permanent_retries > 0
-    assert auto.wasted < fixed3.wasted / 2 and auto.wasted < fixed10.wasted / 4
+    assert auto.wasted == 0 and fixed3.wasted > 0 and fixed10.wasted > fixed3.wasted
     # about as little load per success as no retry at all, far less than fixed10
     assert auto.attempts < fixed10.attempts
     assert auto.attempts / auto.succeeded < 2 * none.attempts / none.succeeded
+    # every policy met the unanswered requests; timeout: auto learned 1 s from durations
+    # of a few milliseconds (the rule's figure is lower; 1 s is its default floor)
+    assert all(r.timed_out == unanswered for r in results.values())
+    assert auto.timeout == 1.0
+    assert all(r.timeout == FIXED_TIMEOUT for r in (*fixed, auto_retry))
+    # so every fixed batch lasts the fixed timeout at least, and auto's ends before it;
+    # retry: auto under the fixed timeout ends no sooner than the fixed policies
+    assert auto.wall < FIXED_TIMEOUT <= min(r.wall for r in fixed)
+    assert auto_retry.wall >= FIXED_TIMEOUT
+    assert auto_retry.success_rate == auto.success_rate and auto_retry.wasted == 0
