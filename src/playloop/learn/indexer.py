@@ -18,7 +18,9 @@ home for the embedded index; with a Qdrant server, a PostgreSQL advisory lock, o
 
 ``Indexer.start()`` runs passes in a daemon thread: woken by the engine when a batch it
 committed holds a failure, a resolution or a decision (a check of event types, nothing
-more, on the engine's loop), and every ``poll`` seconds for what other processes append.
+more, on the engine's loop), and every ``poll`` seconds for what other processes append;
+passes begin at least ``gather`` seconds apart, so that a busy engine's failures are
+indexed in batches.
 The indexer has its own database connection, so the engine never waits for it.
 """
 
@@ -75,6 +77,10 @@ RELEVANT = frozenset(
 )
 #: how far the stored checkpoint stays behind the newest id read (late commits)
 LAG_SECONDS = 5.0
+#: the background passes begin at least this far apart: a busy engine's failures are
+#: indexed a batch at a time (one read, one index write and flush, one checkpoint), not
+#: a pass per committed batch, whose flushes slowed the engine's own steps threefold
+GATHER_SECONDS = 0.5
 BATCH = 256
 _EPOCH_MS = 1_704_067_200_000  # engine.events._EPOCH_MS
 _CLAIM_KEY = (0x706C6179, 0x696E6478)  # "play", "indx"
@@ -189,6 +195,7 @@ class Indexer:
         batch: int = BATCH,
         poll: float = 2.0,
         lag: float = LAG_SECONDS,
+        gather: float = GATHER_SECONDS,
     ) -> None:
         self.store = store
         self.home = Path(home)
@@ -198,6 +205,7 @@ class Indexer:
         self.batch = batch
         self.poll = poll
         self.lag = lag
+        self.gather = gather
         self._index = index
         self._index_factory = index_factory
         self._index_lock = threading.Lock()
@@ -490,6 +498,7 @@ class Indexer:
         failures = 0
         while not self._stop.is_set():
             caught_up = True
+            began = time.monotonic()
             try:
                 if self.claim():
                     caught_up = self.run_once().caught_up
@@ -504,3 +513,6 @@ class Indexer:
                 pause = self.poll if failures == 0 else min(30.0, self.poll * 2**failures)
                 self._wake.wait(pause)
                 self._wake.clear()
+                rest = began + self.gather - time.monotonic()
+                if rest > 0:  # woken soon after a pass: let the work gather
+                    self._stop.wait(rest)

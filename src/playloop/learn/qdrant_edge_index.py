@@ -154,7 +154,10 @@ class Shard:
                     time.sleep(0.01)
         if create is not None:
             self._shard = EdgeShard.create(str(self.path), _config(create.dim))
-            (self.folder / "meta.json").write_text(json.dumps(create.as_dict()) + "\n")
+            # whole or not at all: other threads and processes read it without the lock
+            staged = self.folder / f"meta.json.{os.getpid()}.{threading.get_ident()}"
+            staged.write_text(json.dumps(create.as_dict()) + "\n")
+            os.replace(staged, self.folder / "meta.json")
 
     def serve_reads(self) -> None:
         """Answer other processes' reads while this process holds the shard (if it can)."""
