@@ -637,14 +637,6 @@ def server_start(
             raise _fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", 2) from None
         bound = sock.getsockname()[1]
         shown = f"[{host}]" if ":" in host else host
-        err.print(
-            f"playloop server listening on http://{shown}:{bound} "
-            f"(database {_redact(engine.db_url)}, auth {'off' if no_auth else 'on'}); "
-            f"API docs at /docs",
-            highlight=False,
-            markup=False,
-            soft_wrap=True,
-        )
         if no_auth and host not in _LOOPBACK:
             err.print(
                 f"warning: --no-auth on {host}: anyone who can reach this port may run playbooks",
@@ -664,6 +656,15 @@ def server_start(
                 markup=False,
                 soft_wrap=True,
             )
+        # the last line before serving: whoever waits for it has every notice above it
+        err.print(
+            f"playloop server listening on http://{shown}:{bound} "
+            f"(database {_redact(engine.db_url)}, auth {'off' if no_auth else 'on'}); "
+            f"API docs at /docs",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         serve(create_app(engine, auth_required=not no_auth), sock, log_level=log_level)
     finally:
         engine.close()
