@@ -6,8 +6,9 @@
 One process runs the same workload in three engines, round after round, in turn:
 
 - ``off``: no learning layer (``index=False``);
-- ``index``: the indexer in the background (``index=True, similar=False``), as
-  ``playloop run`` and ``server start`` run it, without the failure lookup;
+- ``index``: the indexer in the background (``index=True, similar=False``): in its own
+  process at nice 10, as ``playloop run`` and ``server start`` run it, without the
+  failure lookup;
 - ``index+similar``: the indexer and the similar-failure lookup on every failure (the
   default of ``index=True``), which waits up to 50 ms per failing step for matches.
 
@@ -18,8 +19,8 @@ cloud SDKs); a share ``--new`` of those texts are new in each round (a new host,
 id: the embedder has no vector for them), the rest repeat the round's earlier ones. For
 each round: executions/s, each step's own duration (``duration_ms``: the tool's work)
 p50/p99, and each execution's latency (start to end) p50/p99. For the indexed engines,
-also how many failures were in the index when the round's last execution ended, and how
-long after that the indexer had them all (its lag), and its pace meanwhile.
+also how long after the round's last execution ended the indexer had all of the round's
+failures (its lag: ``Learning.flush`` answers when it has caught up).
 
 Each engine has its own home and SQLite database, so that one's indexer never works
 during another's round: a round of an indexed engine ends when its indexer has caught up.
@@ -40,7 +41,6 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.learning.similar_scale import error_text
-from playloop.learn.documents import FAILURES
 from playloop.runtime import Engine
 
 MODES = ("off", "index", "index+similar")
@@ -68,8 +68,7 @@ class Round:
     seconds: float
     step_ms: list[float] = field(default_factory=list)
     latency_ms: list[float] = field(default_factory=list)
-    #: failures in the index when the round's last execution ended, and the lag after it
-    indexed_at_end: int | None = None
+    #: seconds from the round's end until the indexer had indexed all of it
     lag: float | None = None
 
     @property
@@ -101,24 +100,16 @@ def workload(
     return out
 
 
-def _failures_indexed(engine: Engine) -> int:
-    return int(engine.vector_index().count(FAILURES))
-
-
 def run_round(engine: Engine, flow_file: Path, mode: str, loads: list[dict[str, object]]) -> Round:
     flow = engine.load(flow_file)
-    before = _failures_indexed(engine) if mode != "off" else 0
     started = time.perf_counter()
     ids = [engine.start(flow, load) for load in loads]
     summaries = [engine.wait(i, timeout=300) for i in ids]
     seconds = time.perf_counter() - started
     failed = sum(s["status"] == "failed" for s in summaries)
     done = Round(mode, len(ids), failed, seconds)
-    if mode != "off":
-        done.indexed_at_end = _failures_indexed(engine) - before
-        deadline = time.monotonic() + 300
-        while _failures_indexed(engine) - before < failed and time.monotonic() < deadline:
-            time.sleep(0.02)
+    if engine.learning is not None:  # until the indexer has all of it
+        assert engine.learning.flush(300), "the indexer did not catch up"
         done.lag = time.perf_counter() - started - seconds
     for execution_id in ids:
         events = engine.events(execution_id)
@@ -133,8 +124,7 @@ def run_round(engine: Engine, flow_file: Path, mode: str, loads: list[dict[str, 
 def table(rounds: list[Round]) -> Table:
     t = Table(title="the same workload with and without the indexer (rounds in the order run)")
     columns = (
-        "mode", "executions/s", "failed", "step p50 / p99 ms", "latency p50 / p99 ms",
-        "indexed at end", "lag s",
+        "mode", "executions/s", "failed", "step p50 / p99 ms", "latency p50 / p99 ms", "lag s",
     )  # fmt: skip
     for col in columns:
         t.add_column(col, justify="left" if col == "mode" else "right")
@@ -145,7 +135,6 @@ def table(rounds: list[Round]) -> Table:
             str(r.failed),
             f"{_pct(r.step_ms, 50):.1f} / {_pct(r.step_ms, 99):.1f}",
             f"{_pct(r.latency_ms, 50):.0f} / {_pct(r.latency_ms, 99):.0f}",
-            "-" if r.indexed_at_end is None else f"{r.indexed_at_end} of {r.failed}",
             "-" if r.lag is None else f"{r.lag:.2f}",
         )
     return t

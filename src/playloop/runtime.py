@@ -150,8 +150,10 @@ class Engine:
         if index or similar:
             from playloop.learn.service import Learning
 
-            if index:
-                self.learning = Learning(self.home, self.db_url).start()
+            if index:  # the indexer in a child process; this one only reads the index
+                self.learning = Learning(
+                    self.home, self.db_url, indexer="process", wait=LOOKUP_WAIT_SECONDS
+                ).start()
                 self.subscribe(self.learning.notify)
             else:  # the lookup alone: a shard another process holds is waited for briefly
                 self.learning = Learning(self.home, indexer=False, wait=LOOKUP_WAIT_SECONDS)

@@ -186,7 +186,7 @@ def test_failure_event_carries_similar_past_failures(
     with Engine(tmp_path / "home", db=db_url, concurrency=4, processes=1, index=True) as engine:
         assert engine.learning is not None
         engine.learning.warm_up()
-        assert engine.learning.indexer.flush(60)
+        assert engine.learning.flush(60)
         summary = engine.run(tmp_path / "fetch.yaml", {"port": closed_port()})
         assert summary["status"] == "failed"
         failure = next(

@@ -216,8 +216,9 @@ class Indexer:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._passing = threading.Lock()
-        #: when the last pass ended, and with what (for ``status``)
+        #: when the last pass ended, and with what (for ``status``); how many passes made
         self.last_pass: Pass | None = None
+        self.passes = 0
         self.last_error: str | None = None
 
     # --- the index ---------------------------------------------------------------------
@@ -313,6 +314,7 @@ class Indexer:
             self._events_pass(limit, done)
             done.seconds = time.perf_counter() - started
             self.last_pass = done
+            self.passes += 1
             return done
 
     def catch_up(
@@ -452,6 +454,10 @@ class Indexer:
         return decision_doc(event, prompt=prompt)
 
     # --- in the background -------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Make a pass soon (no sooner than ``gather`` after the last one began)."""
+        self._wake.set()
 
     def notify(self, events: list[Event]) -> None:
         """An engine listener: wake the indexer when a batch holds something it indexes."""

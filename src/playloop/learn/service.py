@@ -1,8 +1,9 @@
 """The learning layer inside a running engine: the indexer in the background and the
 similar-failure lookup its workers use, sharing one vector index.
 
-``Engine(home, index=True)`` (``playloop run``, ``playloop server start``) makes one;
-``Engine(similar=True)`` alone (``playloop worker start``) makes one with the lookup only:
+``Engine(home, index=True)`` (``playloop run``, ``playloop server start``) makes one whose
+indexer runs in a child process (``playloop.learn.indexer_process``, which makes one with
+the indexer in a thread); ``Engine(similar=True)`` alone (``playloop worker start``) makes one with the lookup only:
 the process reads the index that another one keeps (a Qdrant server by URL, or the Edge
 shards of a home shared with a server on this machine).
 
@@ -24,10 +25,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from playloop.engine.events import Event
 from playloop.learn.indexer import Indexer
+from playloop.learn.indexer_process import IndexerProcess
 from playloop.learn.similar import FailureLookup
 from playloop.store.open import open_store
 
@@ -105,8 +107,11 @@ class CachedEmbedder:
 class Learning:
     """One vector index, its indexer (own database connection) and the failure lookup.
 
-    ``indexer=False``: the lookup only (a worker: another process keeps the index).
-    ``wait``: how long the index waits for an Edge shard another process holds.
+    ``indexer``: ``True``, the indexer in a thread of this process; ``"process"``, in a
+    child process (``playloop.learn.indexer_process``: what an engine runs, so that the
+    index's writes never hold this process's GIL); ``False``, the lookup only (a worker:
+    another process keeps the index). ``wait``: how long the index waits for an Edge shard
+    another process holds.
     """
 
     def __init__(
@@ -115,7 +120,7 @@ class Learning:
         db_url: str | None = None,
         *,
         flush_seconds: float = 10.0,
-        indexer: bool = True,
+        indexer: bool | Literal["process"] = True,
         wait: float = 30.0,
     ) -> None:
         self.home = Path(home)
@@ -127,10 +132,14 @@ class Learning:
         self.error: str | None = None
         self._lock = threading.Lock()
         self.indexer: Indexer | None = None
-        if indexer:
-            if db_url is None:
-                raise ValueError("an indexer needs the database URL")
-            store: SqlStore = open_store(db_url)  # type: ignore[assignment]
+        self.child: IndexerProcess | None = None
+        if indexer and db_url is None:
+            raise ValueError("an indexer needs the database URL")
+        if indexer == "process":
+            assert db_url is not None
+            self.child = IndexerProcess(self.home, db_url)
+        elif indexer:
+            store: SqlStore = open_store(db_url)  # type: ignore[arg-type,assignment]
             self.indexer = Indexer(store, self.home, index_factory=self._open)
         self.lookup = FailureLookup(self._open)
 
@@ -163,17 +172,30 @@ class Learning:
         index.embedder.embed(["warm up"])
 
     def start(self) -> Learning:
-        """Start the indexer's thread (it opens the index when it has something to write)."""
+        """Start the indexer's thread or process (it opens the index when it has something
+        to write)."""
         if self.indexer is not None:
             self.indexer.start()
+        if self.child is not None:
+            self.child.start()
         return self
 
     def notify(self, events: list[Event]) -> None:
         if self.indexer is not None:
             self.indexer.notify(events)
+        if self.child is not None:
+            self.child.notify(events)
+
+    def flush(self, timeout: float) -> bool:
+        """Index what is committed now, for up to ``timeout`` seconds; True when caught up."""
+        if self.child is not None:
+            return self.child.flush(timeout)
+        return self.indexer.flush(timeout) if self.indexer is not None else False
 
     def close(self) -> None:
         """Index what is committed (up to ``flush_seconds``), then stop and close."""
+        if self.child is not None:
+            self.child.close(self.flush_seconds)
         if self.indexer is not None:
             self.indexer.stop()
             if self.flush_seconds > 0 and self.error is None:
