@@ -2,8 +2,8 @@
 
 qdrant-edge-py holds the GIL through a shard's flush and its HNSW build; in a child, the
 engine's steps never wait for them. These tests check the child's life: it indexes what
-the engine commits, the engine reads the index through it, its CPU priority is lower, and
-it never outlives its engine, whether the engine closes or disappears.
+the engine commits, the engine reads the index through it, and it never outlives its
+engine, whether the engine closes or disappears.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from playloop.learn.documents import FAILURES
-from playloop.learn.indexer_process import INDEXER_NICE, IndexerProcess
+from playloop.learn.indexer_process import IndexerProcess
 from playloop.learn.similar import similar_failures
 from playloop.runtime import Engine
 
@@ -48,9 +48,7 @@ def test_the_engine_indexes_in_a_child_and_reads_through_it(tmp_path: Path, db_u
         assert learning is not None and learning.child is not None
         child = learning.child.pid
         assert child is not None and child != os.getpid()
-        assert learning.child.status() is not None  # up (and niced) before it answers
-        mine = os.getpriority(os.PRIO_PROCESS, 0)
-        assert os.getpriority(os.PRIO_PROCESS, child) == min(19, mine + INDEXER_NICE)
+        assert learning.child.status() is not None  # up and answering
         summary = engine.run(playbook)
         assert summary["status"] == "failed"
         assert learning.flush(60)

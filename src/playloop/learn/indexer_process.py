@@ -3,8 +3,10 @@
 Why a process: qdrant-edge-py holds the GIL through a shard's ``flush`` (about 20 ms per
 pass here) and its ``optimize`` (the HNSW build, every 20,000 points written: 7 s at 20k
 points, minutes at 100k). In the engine's process every step's thread and the engine's
-loop would stand still meanwhile; in a child only the indexer does. The child also runs
-at a lower CPU priority (``nice`` 10): the embedding model yields the cores to the steps.
+loop would stand still meanwhile; in a child only the indexer does. (It runs at the
+engine's CPU priority: at ``nice`` 10 the steps' p99 was worse, 80-95 ms against 27-45 ms
+in ``benchmarks.learning.indexing_load`` on SQLite; a child descheduled while it holds the
+database's write lock for its checkpoint stalls every commit of the engine.)
 
 The parent (``IndexerProcess``) writes one command per line on the child's stdin; the
 child answers the ones that ask on its stdout:
@@ -43,12 +45,10 @@ import orjson
 from playloop.engine.events import Event
 from playloop.learn.indexer import RELEVANT
 
-__all__ = ["INDEXER_NICE", "IndexerProcess", "main"]
+__all__ = ["IndexerProcess", "main"]
 
 log = logging.getLogger("playloop.learn")
 
-#: how much lower the child's CPU priority is than the engine's
-INDEXER_NICE = 10
 #: seconds an indexer that died is left down before a wake starts another
 RESTART_AFTER = 30.0
 #: seconds the child indexes at end of input (its parent is gone)
@@ -58,10 +58,9 @@ ORPHAN_FLUSH = 2.0
 class IndexerProcess:
     """The parent's handle on the child indexer: start, wake, ask, close."""
 
-    def __init__(self, home: Path, db_url: str, *, nice: int = INDEXER_NICE) -> None:
+    def __init__(self, home: Path, db_url: str) -> None:
         self.home = Path(home)
         self.db_url = db_url
-        self.nice = nice
         self.proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
         self._lock = threading.Lock()  # one conversation with the child at a time
@@ -75,7 +74,7 @@ class IndexerProcess:
         self._discard()
         command = [
             sys.executable, "-m", "playloop.learn.indexer_process",
-            "--home", str(self.home), "--db", self.db_url, "--nice", str(self.nice),
+            "--home", str(self.home), "--db", self.db_url,
         ]  # fmt: skip
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self.proc.stdin is not None
@@ -231,11 +230,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playloop.learn.indexer_process")
     parser.add_argument("--home", required=True)
     parser.add_argument("--db", required=True)
-    parser.add_argument("--nice", type=int, default=INDEXER_NICE)
     args = parser.parse_args(argv)
-    if args.nice:
-        with contextlib.suppress(OSError):
-            os.nice(args.nice)
     # its engine decides when it ends (Ctrl-C reaches the whole process group)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # answers go to the pipe's own handle; anything else that prints goes to stderr
