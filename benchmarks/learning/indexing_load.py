@@ -7,7 +7,7 @@ One process runs the same workload in three engines, round after round, in turn:
 
 - ``off``: no learning layer (``index=False``);
 - ``index``: the indexer in the background (``index=True, similar=False``): in its own
-  process, as ``playloop run`` and ``server start`` run it, without the failure lookup;
+  process, as ``server start`` runs it, without the failure lookup;
 - ``index+similar``: the indexer and the similar-failure lookup on every failure (the
   default of ``index=True``), which waits up to 50 ms per failing step for matches.
 

@@ -168,7 +168,8 @@ def run(
         overrides = build_overrides(set_ or [], payload)
     except BadOverride as exc:
         raise _fail(str(exc), 2) from None
-    engine = Engine(_home(home), concurrency=concurrency, index=not no_index)
+    # one execution: the indexer in a thread (a child interpreter's start-up costs more)
+    engine = Engine(_home(home), concurrency=concurrency, index=False if no_index else "thread")
     try:
         try:
             if resume is not None:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from playloop.dsl.flow import Flow
 from playloop.dsl.load import load_text
@@ -82,7 +82,7 @@ class Engine:
         claim_any: bool = False,
         pool: str | None = None,
         record_resolutions: bool = False,
-        index: bool = False,
+        index: bool | Literal["thread"] = False,
         similar: bool | None = None,
         anomalies: bool = True,
     ) -> None:
@@ -91,7 +91,10 @@ class Engine:
         ``record_resolutions``: link the failures of each execution this engine ends to what
         resolved them, in the background (servers and workers do); ``index``: keep the vector
         index up to date in the background and attach similar past failures to failure
-        events (``playloop.learn.service``); ``similar``: attach similar past failures
+        events (``playloop.learn.service``): ``True``, the indexer in a child process (a
+        server: the index's writes never hold this process's GIL), ``"thread"``, in a
+        thread of this one (``playloop run``: one execution, where a child's start-up
+        would cost more than it saves); ``similar``: attach similar past failures
         (default: ``index``); with ``index=False`` the engine only reads an index another
         process keeps (a worker); ``anomalies``: judge step outcomes against their
         baselines (docs/anomalies.md)."""
@@ -150,7 +153,10 @@ class Engine:
         if index or similar:
             from playloop.learn.service import Learning
 
-            if index:  # the indexer in a child process; this one only reads the index
+            if index == "thread":
+                self.learning = Learning(self.home, self.db_url).start()
+                self.subscribe(self.learning.notify)
+            elif index:  # the indexer in a child process; this one only reads the index
                 self.learning = Learning(
                     self.home, self.db_url, indexer="process", wait=LOOKUP_WAIT_SECONDS
                 ).start()
