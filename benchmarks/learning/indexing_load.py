@@ -3,13 +3,17 @@
     python -m benchmarks.learning.indexing_load [--executions 400] [--fail 0.3]
         [--new 0.25] [--rounds 3]
 
-One process runs the same workload in three engines, round after round, in turn:
+One process runs the same workload in four engines, round after round, in turn:
 
 - ``off``: no learning layer (``index=False``);
-- ``index``: the indexer in the background (``index=True, similar=False``): in its own
-  process, as ``server start`` runs it, without the failure lookup;
-- ``index+similar``: the indexer and the similar-failure lookup on every failure (the
-  default of ``index=True``), which waits up to 50 ms per failing step for matches.
+- ``thread``: the indexer in a thread of the engine's process (``index="thread",
+  similar=False``), as ``playloop run`` runs it: its passes wait for a pause in the
+  engine's steps (10 s at most);
+- ``thread+similar``: the same with the similar-failure lookup on every failure (what
+  ``playloop run`` does), which waits up to 50 ms per failing step for matches;
+- ``process``: the indexer in a child process (``index=True, similar=False``), as
+  ``playloop server start`` runs it (a server's steps run on workers: it has no pause to
+  wait for, and its passes go as the work comes).
 
 A round starts ``--executions`` executions of a one-step python playbook at once on the
 engine's 16 step slots. A share ``--fail`` of them raise an error whose text comes from
@@ -42,7 +46,7 @@ from rich.table import Table
 from benchmarks.learning.similar_scale import error_text
 from playloop.runtime import Engine
 
-MODES = ("off", "index", "index+similar")
+MODES = ("off", "thread", "thread+similar", "process")
 PLAYBOOK = """\
 apiVersion: noetl.io/v2
 kind: Playbook
@@ -173,8 +177,9 @@ def benchmark(
     flow_file.write_text(PLAYBOOK)
     engines = {
         "off": Engine(folder / "off"),
-        "index": Engine(folder / "index", index=True, similar=False),
-        "index+similar": Engine(folder / "similar", index=True),
+        "thread": Engine(folder / "thread", index="thread", similar=False),
+        "thread+similar": Engine(folder / "similar", index="thread"),
+        "process": Engine(folder / "process", index=True, similar=False),
     }
     seen: list[str] = []
     try:

@@ -126,6 +126,7 @@ class Engine:
         self._closed = False
         # owned by the loop thread
         self._in_flight = 0
+        self._last_busy = 0.0
         self._scope: set[int] = set()
         self._needs_claim: set[int] = set()
         self._timers: list[tuple[float, int]] = []
@@ -154,7 +155,7 @@ class Engine:
             from playloop.learn.service import Learning
 
             if index == "thread":
-                self.learning = Learning(self.home, self.db_url).start()
+                self.learning = Learning(self.home, self.db_url, engine_busy=self._busy_at).start()
                 self.subscribe(self.learning.notify)
             elif index:  # the indexer in a child process; this one only reads the index
                 self.learning = Learning(
@@ -498,7 +499,10 @@ class Engine:
                         if not item[-1].done():
                             item[-1].set_exception(exc)
             try:
+                busy = self._in_flight > 0
                 self._step(items)
+                if busy or self._in_flight:
+                    self._last_busy = time.monotonic()
                 self._failures = 0
             except Exception as exc:  # keep the loop alive; nothing of the batch was written
                 log.exception("engine loop error")
@@ -529,6 +533,10 @@ class Engine:
                         with contextlib.suppress(Exception):
                             self.store.release_command(command.command_id, self.owner)
                     self._needs_claim.add(item[1])
+
+    def _busy_at(self) -> float:
+        """When this engine last had steps running (now, while it has)."""
+        return time.monotonic() if self._in_flight else self._last_busy
 
     def _wait_time(self) -> float:
         wait = 1.0

@@ -20,7 +20,8 @@ home for the embedded index; with a Qdrant server, a PostgreSQL advisory lock, o
 committed holds a failure, a resolution or a decision (a check of event types, nothing
 more, on the engine's loop), and every ``poll`` seconds for what other processes append;
 passes begin at least ``gather`` seconds apart, so that a busy engine's failures are
-indexed in batches.
+indexed in batches, and beside an engine that runs steps (``engine_busy``), they wait for
+a pause in its steps (``max_defer`` seconds at most).
 The indexer has its own database connection, so the engine never waits for it.
 """
 
@@ -81,6 +82,10 @@ LAG_SECONDS = 5.0
 #: indexed a batch at a time (one read, one index write and flush, one checkpoint), not
 #: a pass per committed batch, whose flushes slowed the engine's own steps threefold
 GATHER_SECONDS = 0.5
+#: a background pass waits until the engine beside it has run no step for this long...
+IDLE_FOR = 0.2
+#: ...or this long at most: embedding takes a core, and on two cores the steps' p99 felt it
+MAX_DEFER_SECONDS = 10.0
 BATCH = 256
 _EPOCH_MS = 1_704_067_200_000  # engine.events._EPOCH_MS
 _CLAIM_KEY = (0x706C6179, 0x696E6478)  # "play", "indx"
@@ -196,6 +201,8 @@ class Indexer:
         poll: float = 2.0,
         lag: float = LAG_SECONDS,
         gather: float = GATHER_SECONDS,
+        engine_busy: Callable[[], float] | None = None,
+        max_defer: float = MAX_DEFER_SECONDS,
     ) -> None:
         self.store = store
         self.home = Path(home)
@@ -206,6 +213,10 @@ class Indexer:
         self.poll = poll
         self.lag = lag
         self.gather = gather
+        #: when the engine in this process last had steps running (``time.monotonic()``;
+        #: now while it has): the background passes wait for a pause
+        self.engine_busy = engine_busy
+        self.max_defer = max_defer
         self._index = index
         self._index_factory = index_factory
         self._index_lock = threading.Lock()
@@ -522,3 +533,17 @@ class Indexer:
                 rest = began + self.gather - time.monotonic()
                 if rest > 0:  # woken soon after a pass: let the work gather
                     self._stop.wait(rest)
+            self._yield_to_steps()
+
+    def _yield_to_steps(self) -> None:
+        """Before a pass, wait while the engine beside us runs steps: until it has run none
+        for ``IDLE_FOR`` seconds, or for ``max_defer`` seconds at most (the index lags by
+        that much under a steady load, and never more)."""
+        if self.engine_busy is None:
+            return
+        due = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now - self.engine_busy() >= IDLE_FOR or now - due >= self.max_defer:
+                return
+            self._stop.wait(IDLE_FOR / 4)

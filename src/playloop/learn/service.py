@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -111,7 +111,8 @@ class Learning:
     child process (``playloop.learn.indexer_process``: what an engine runs, so that the
     index's writes never hold this process's GIL); ``False``, the lookup only (a worker:
     another process keeps the index). ``wait``: how long the index waits for an Edge shard
-    another process holds.
+    another process holds. ``engine_busy``: when the engine in this process last ran a
+    step; the indexer's thread makes its passes in the pauses (``Indexer``).
     """
 
     def __init__(
@@ -122,6 +123,7 @@ class Learning:
         flush_seconds: float = 10.0,
         indexer: bool | Literal["process"] = True,
         wait: float = 30.0,
+        engine_busy: Callable[[], float] | None = None,
     ) -> None:
         self.home = Path(home)
         self.flush_seconds = flush_seconds
@@ -140,7 +142,9 @@ class Learning:
             self.child = IndexerProcess(self.home, db_url)
         elif indexer:
             store: SqlStore = open_store(db_url)  # type: ignore[arg-type,assignment]
-            self.indexer = Indexer(store, self.home, index_factory=self._open)
+            self.indexer = Indexer(
+                store, self.home, index_factory=self._open, engine_busy=engine_busy
+            )
         self.lookup = FailureLookup(self._open)
 
     def index(self) -> VectorIndex:
