@@ -9,6 +9,7 @@ engine, whether the engine closes or disappears.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -89,3 +90,18 @@ def test_a_dead_indexer_is_started_again_on_a_later_wake(tmp_path: Path, db_url:
     finally:
         handle.close(1.0)
     assert not handle.alive()
+
+
+def test_wakes_never_block_on_a_full_pipe(tmp_path: Path, db_url: str) -> None:
+    handle = IndexerProcess(tmp_path / "home", db_url).start()
+    try:
+        assert handle.pid is not None and handle.status() is not None
+        os.kill(handle.pid, signal.SIGSTOP)  # a child that reads nothing for a while
+        started = time.monotonic()
+        for _ in range(50_000):  # 250 kB of wakes: far more than a pipe holds
+            handle.wake()
+        assert time.monotonic() - started < 10
+        os.kill(handle.pid, signal.SIGCONT)
+        assert handle.status(30) is not None  # every line it got was whole
+    finally:
+        handle.close(1.0)

@@ -112,18 +112,25 @@ class IndexerProcess:
             self.start()
         self._send(b"wake\n")
 
-    def _send(self, line: bytes) -> bool:
-        proc = self.proc
-        if proc is None or proc.stdin is None:
-            return False
-        try:
-            proc.stdin.write(line)
-            proc.stdin.flush()
-        except BlockingIOError:  # the pipe is full of wakes: the child is awake anyway
-            return line == b"wake\n"
-        except (BrokenPipeError, ValueError, OSError):
-            return False
-        return True
+    def _send(self, line: bytes, deadline: float | None = None) -> bool:
+        """Write one command line to the child. A line shorter than the pipe's atomic size
+        goes in whole or not at all; when the pipe is full (of wakes), a wake is dropped
+        (the child has wakes to read) and any other command waits until ``deadline``."""
+        while True:
+            proc = self.proc
+            if proc is None or proc.stdin is None or proc.stdin.closed:
+                return False
+            try:
+                os.write(proc.stdin.fileno(), line)
+                return True
+            except BlockingIOError:
+                if deadline is None:
+                    return True
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(0.01)
+            except OSError:  # a broken pipe: the child ended
+                return False
 
     def ask(self, command: str, timeout: float) -> dict[str, Any] | None:
         """Send ``command`` and wait up to ``timeout`` for its answer (None: none came)."""
@@ -132,26 +139,9 @@ class IndexerProcess:
             if proc is None or proc.stdout is None or not self.alive():
                 return None
             deadline = time.monotonic() + timeout
-            if not self._send_all(f"{command}\n".encode(), deadline):
+            if not self._send(f"{command}\n".encode(), deadline):
                 return None
             return self._answer(proc.stdout, deadline)
-
-    def _send_all(self, line: bytes, deadline: float) -> bool:
-        """Send ``line`` whole, waiting while the pipe is full (of wakes) until ``deadline``."""
-        while True:
-            proc = self.proc
-            if proc is None or proc.stdin is None:
-                return False
-            try:
-                proc.stdin.write(line)
-                proc.stdin.flush()
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    return False
-                time.sleep(0.01)
-            except (BrokenPipeError, ValueError, OSError):
-                return False
 
     def _answer(self, stdout: IO[bytes], deadline: float) -> dict[str, Any] | None:
         fd = stdout.fileno()
@@ -182,7 +172,7 @@ class IndexerProcess:
             return
         with self._lock:
             if proc.poll() is None:
-                self._send_all(f"close {flush_seconds:g}\n".encode(), time.monotonic() + 1.0)
+                self._send(f"close {flush_seconds:g}\n".encode(), time.monotonic() + 1.0)
             with contextlib.suppress(OSError):
                 assert proc.stdin is not None
                 proc.stdin.close()
