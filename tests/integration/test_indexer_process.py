@@ -105,3 +105,14 @@ def test_wakes_never_block_on_a_full_pipe(tmp_path: Path, db_url: str) -> None:
         assert handle.status(30) is not None  # every line it got was whole
     finally:
         handle.close(1.0)
+
+
+def test_a_late_answer_is_not_taken_for_the_next_one(tmp_path: Path, db_url: str) -> None:
+    handle = IndexerProcess(tmp_path / "home", db_url).start()
+    try:
+        assert handle.status() is not None
+        assert handle.ask("flush 5", 0.0) is None  # gave up at once: its answer comes later
+        status = handle.status(30)
+        assert status is not None and status["to"] == "status" and status["passes"] >= 1
+    finally:
+        handle.close(1.0)

@@ -13,8 +13,8 @@ child answers the ones that ask on its stdout:
 
 - ``wake``: a committed batch holds something to index (no answer);
 - ``flush SECONDS``: index what is committed now, for up to SECONDS; answers
-  ``{"caught_up": bool}``;
-- ``status``: answers ``{"passes": n, "model_loaded": bool, "pid": n}``;
+  ``{"to": "flush", "caught_up": bool}``;
+- ``status``: answers ``{"to": "status", "passes": n, "model_loaded": bool, "pid": n}``;
 - ``close SECONDS``: index what is committed (up to SECONDS), then exit.
 
 End of input (the parent is gone, even killed with -9) ends the child after a short flush:
@@ -141,21 +141,25 @@ class IndexerProcess:
             deadline = time.monotonic() + timeout
             if not self._send(f"{command}\n".encode(), deadline):
                 return None
-            return self._answer(proc.stdout, deadline)
+            return self._answer(proc.stdout, command.partition(" ")[0], deadline)
 
-    def _answer(self, stdout: IO[bytes], deadline: float) -> dict[str, Any] | None:
+    def _answer(self, stdout: IO[bytes], to: str, deadline: float) -> dict[str, Any] | None:
+        """The child's answer to ``to``; a late answer to an earlier question (one that
+        timed out) is passed over."""
         fd = stdout.fileno()
-        while b"\n" not in self._pending:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return None
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                return None
-            self._pending += chunk
-        line, _, self._pending = self._pending.partition(b"\n")
-        answer = orjson.loads(line)
-        return answer if isinstance(answer, dict) else None
+        while True:
+            while b"\n" not in self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    return None
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self._pending += chunk
+            line, _, self._pending = self._pending.partition(b"\n")
+            answer = orjson.loads(line)
+            if isinstance(answer, dict) and answer.get("to") == to:
+                return answer
 
     def flush(self, timeout: float) -> bool:
         """Index what is committed, for up to ``timeout`` seconds; True when caught up."""
@@ -185,6 +189,11 @@ class IndexerProcess:
             self._discard()
 
 
+def _reply(out: IO[str], answer: dict[str, Any]) -> None:
+    out.write(orjson.dumps(answer).decode() + "\n")
+    out.flush()
+
+
 def _serve(lines: IO[str], reply: IO[str], home: Path, db_url: str) -> None:
     from playloop.learn.service import Learning
 
@@ -198,17 +207,18 @@ def _serve(lines: IO[str], reply: IO[str], home: Path, db_url: str) -> None:
                 indexer.wake()
             elif command == "flush":
                 done = indexer.flush(float(argument or 10))
-                reply.write(orjson.dumps({"caught_up": done}).decode() + "\n")
-                reply.flush()
+                _reply(reply, {"to": "flush", "caught_up": done})
             elif command == "status":
-                passes = indexer.passes
-                state = {
-                    "passes": passes,
-                    "model_loaded": learning.model_loaded(),
-                    "pid": os.getpid(),
-                }
-                reply.write(orjson.dumps(state).decode() + "\n")
-                reply.flush()
+                loaded = learning.model_loaded()
+                _reply(
+                    reply,
+                    {
+                        "to": "status",
+                        "passes": indexer.passes,
+                        "model_loaded": loaded,
+                        "pid": os.getpid(),
+                    },
+                )
             elif command == "close":
                 learning.flush_seconds = float(argument or ORPHAN_FLUSH)
                 return
