@@ -1,11 +1,13 @@
 """The learning layer inside a running engine: the indexer in the background and the
 similar-failure lookup its workers use, sharing one vector index.
 
-``Engine(home, index=True)`` (``playloop run``, ``playloop server start``) makes one whose
-indexer runs in a child process (``playloop.learn.indexer_process``, which makes one with
-the indexer in a thread); ``Engine(similar=True)`` alone (``playloop worker start``) makes one with the lookup only:
-the process reads the index that another one keeps (a Qdrant server by URL, or the Edge
-shards of a home shared with a server on this machine).
+``Engine(home, index=True)`` (``playloop server start``) makes one whose indexer runs in a
+child process (``playloop.learn.indexer_process``, which makes one with the indexer in a
+thread); ``Engine(home, index="thread")`` (``playloop run``) one with the indexer in a
+thread of the engine's process, whose passes wait for pauses in the engine's steps;
+``Engine(similar=True)`` alone (``playloop worker start``) one with the lookup only: the
+process reads the index that another one keeps (a Qdrant server by URL, or the Edge shards
+of a home shared with a server on this machine).
 
 Nothing is loaded up front. The index is opened by whichever needs it first (the indexer
 with something to write, a failure to look up), and the embedding model on the first text
