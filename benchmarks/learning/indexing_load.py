@@ -19,7 +19,7 @@ A round starts ``--executions`` executions of a one-step python playbook at once
 engine's 16 step slots. A share ``--fail`` of them raise an error whose text comes from
 the templates of real errors in ``similar_scale`` (PostgreSQL, HTTP, DNS, TLS, errnos,
 cloud SDKs); a share ``--new`` of those texts are new in each round (a new host, table or
-id: the embedder has no vector for them), the rest repeat the round's earlier ones. For
+id: the embedder has no vector for them), the rest repeat texts seen before. For
 each round: executions/s, each step's own duration (``duration_ms``: the tool's work)
 p50/p99, and each execution's latency (start to end) p50/p99. For the indexed engines,
 also how long after the round's last execution ended the indexer had all of the round's
