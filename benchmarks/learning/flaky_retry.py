@@ -339,23 +339,6 @@ class Run:
     learned: Snapshot
 
 
-def benchmark(
-    *,
-    requests: int = 400,
-    train: int = 300,
-    db: str | None = None,
-    home: Path | None = None,
-    train_rate: float = TRAIN_RATE,
-    fixed_timeout: float = FIXED_TIMEOUT,
-) -> list[Result]:
-    """Learn, then run every policy on the same requests; the results in policy order."""
-    done = run(
-        requests=requests, train=train, db=db, home=home, train_rate=train_rate,
-        fixed_timeout=fixed_timeout,
-    )  # fmt: skip
-    return done.results
-
-
 def run(
     *,
     requests: int = 400,

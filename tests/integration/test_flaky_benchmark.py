@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmarks.learning.flaky_retry import NO_ANSWER, benchmark, fault_of
+from benchmarks.learning.flaky_retry import NO_ANSWER, fault_of, run
 
 FIXED_TIMEOUT = 5.0
 
@@ -26,11 +26,11 @@ def test_learned_policies_beat_fixed_policies(tmp_path: Path, db_url: str) -> No
     assert max(restarts) > 2
     assert {f.status for f in faults if f} == {NO_ANSWER, 400, 404, 429, 500, 503}
     unanswered = sum(1 for f in faults if f is not None and f.status == NO_ANSWER)
-    run = benchmark(
+    done = run(
         requests=80, train=300, db=db_url, home=tmp_path, train_rate=100,
         fixed_timeout=FIXED_TIMEOUT,
     )  # fmt: skip
-    results = {r.policy: r for r in run}
+    results = {r.policy: r for r in done.results}
     auto, auto_retry = results["auto"], results["auto-retry"]
     fixed = [results[p] for p in ("none", "fixed3", "fixed10")]
     none, fixed3, fixed10 = fixed
