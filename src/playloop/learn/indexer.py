@@ -472,10 +472,8 @@ class Indexer:
 
     def notify(self, events: list[Event]) -> None:
         """An engine listener: wake the indexer when a batch holds something it indexes."""
-        for event in events:
-            if event.event_type in RELEVANT:
-                self._wake.set()
-                return
+        if any(event.event_type in RELEVANT for event in events):
+            self.wake()
 
     def start(self) -> Indexer:
         if self._thread is None:
