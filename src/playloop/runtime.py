@@ -501,6 +501,8 @@ class Engine:
             try:
                 busy = self._in_flight > 0
                 self._step(items)
+                # every busy batch, not only the last: _in_flight reads 0 in the middle of
+                # a batch, between its reports and the commands they lead to
                 if busy or self._in_flight:
                     self._last_busy = time.monotonic()
                 self._failures = 0
